@@ -1,0 +1,3 @@
+from ticketsys.cli import main
+
+raise SystemExit(main())

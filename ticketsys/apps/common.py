@@ -1,0 +1,80 @@
+"""What every app serves besides its API: identity, health, readiness, docs; and assembly."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+import orjson
+
+from ticketsys import __version__
+from ticketsys.apps.errors import ERRORS
+from ticketsys.config import Settings
+from ticketsys.http.application import App, Hook
+from ticketsys.http.openapi import docs_page, openapi_document
+from ticketsys.http.requests import Request
+from ticketsys.http.responses import Response, json_response
+from ticketsys.http.routing import Route
+
+Readiness = Callable[[], Awaitable[bool]]
+
+
+async def always_ready() -> bool:
+    return True
+
+
+def _infra(path: str, endpoint: Callable[[Request], Awaitable[Response]], summary: str) -> Route:
+    return Route(path, frozenset({"GET"}), endpoint, name=endpoint.__name__, summary=summary, include_in_schema=False)
+
+
+def assemble(
+    service: str,
+    mode: str,
+    api: list[Route],
+    settings: Settings,
+    *,
+    ready: Readiness = always_ready,
+    on_startup: Iterable[Hook] = (),
+    on_shutdown: Iterable[Hook] = (),
+) -> App:
+    """An App serving ``api`` plus ``/``, ``/healthz``, ``/readyz``, ``/docs``, ``/openapi.json``."""
+    title = f"ticketsys {service}"
+    identity = json_response({"service": service, "mode": mode, "deployment_mode": mode, "version": __version__})
+    healthy = json_response({"status": "ok"})
+    openapi = Response(200, orjson.dumps(openapi_document(api, title=title, version=__version__)))
+    docs = Response(200, docs_page(), b"text/html; charset=utf-8")
+
+    async def root(request: Request) -> Response:
+        return identity
+
+    async def healthz(request: Request) -> Response:
+        return healthy
+
+    async def readyz(request: Request) -> Response:
+        if app.started and await ready():
+            return json_response({"status": "ready"})
+        return json_response({"success": False, "error": "not_ready", "message": "not ready"}, 503)
+
+    async def openapi_json(request: Request) -> Response:
+        return openapi
+
+    async def docs_html(request: Request) -> Response:
+        return docs
+
+    routes = [
+        *api,
+        _infra("/", root, "Service identity and deployment mode"),
+        _infra("/healthz", healthz, "Liveness"),
+        _infra("/readyz", readyz, "Readiness"),
+        _infra("/openapi.json", openapi_json, "OpenAPI document"),
+        _infra("/docs", docs_html, "API documentation"),
+    ]
+    app = App(
+        routes,
+        errors=ERRORS,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        max_body_bytes=settings.max_body_bytes,
+        title=title,
+        version=__version__,
+    )
+    return app

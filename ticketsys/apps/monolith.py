@@ -1,0 +1,24 @@
+"""The monolith: Vacancy and Ticket in one process, joined by a direct await."""
+
+from __future__ import annotations
+
+from ticketsys.apps.common import assemble
+from ticketsys.config import DeploymentMode, Settings, load_settings
+from ticketsys.http.application import App, DeferredApp
+from ticketsys.ticket.clients import LocalVacancyClient
+from ticketsys.ticket.routes import ticket_routes
+from ticketsys.ticket.service import TicketService
+from ticketsys.vacancy.routes import vacancy_routes
+from ticketsys.vacancy.service import VacancyService
+from ticketsys.vacancy.stock import StockManager
+
+
+def build_monolith(settings: Settings) -> App:
+    vacancy = VacancyService(StockManager(settings.initial_stock), settings.max_qty)
+    ticket = TicketService(LocalVacancyClient(vacancy), settings.max_qty)
+    api = vacancy_routes(vacancy, internal=False) + ticket_routes(ticket, proxy_available=False)
+    return assemble("monolith", DeploymentMode.MONOLITH.value, api, settings)
+
+
+# For `hypercorn ticketsys.apps.monolith:app`: settings are read at lifespan start-up.
+app = DeferredApp(lambda: build_monolith(load_settings()))

@@ -1,0 +1,101 @@
+"""``ticketsys monolith|vacancy|ticket``: load settings, build the app, serve it until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from ticketsys import __version__
+from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
+from ticketsys.http.application import App
+from ticketsys.http.limits import ServerLimits
+from ticketsys.http.runner import Server
+
+log = logging.getLogger("ticketsys")
+
+EXIT_CONFIG = 2
+
+
+def _builders() -> dict[str, Callable[[Settings], App]]:
+    from ticketsys.apps.monolith import build_monolith
+    from ticketsys.apps.ticket import build_ticket
+    from ticketsys.apps.vacancy import build_vacancy
+
+    return {"monolith": build_monolith, "vacancy": build_vacancy, "ticket": build_ticket}
+
+
+SERVICES = {
+    "monolith": ("MONOLITH_PORT", DeploymentMode.MONOLITH, "Vacancy and Ticket in one process"),
+    "vacancy": ("VACANCY_PORT", DeploymentMode.MICROSERVICES, "the stock service alone"),
+    "ticket": ("TICKET_PORT", DeploymentMode.MICROSERVICES, "the selling service, calling Vacancy over HTTP"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="ticketsys",
+        description="Ticket-selling service: one process (monolith) or two (vacancy + ticket).",
+        epilog="Configuration also comes from the environment and a .env file; see README.md.",
+    )
+    root.add_argument("--version", action="version", version=f"ticketsys {__version__}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="{monolith,vacancy,ticket}")
+    for name, (port_variable, _, summary) in SERVICES.items():
+        sub = commands.add_parser(name, help=f"serve {summary}", description=f"Serve {summary}.")
+        sub.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
+        sub.add_argument("--port", help=f"port ({port_variable})")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    port_variable, mode, _ = SERVICES[args.command]
+    overrides = {"DEPLOYMENT_MODE": mode.value}
+    if args.host is not None:
+        overrides["HOST"] = args.host
+    if args.port is not None:
+        overrides[port_variable] = args.port
+    try:
+        settings = load_settings(overrides)
+    except ConfigError as exc:
+        print(f"ticketsys: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return serve(args.command, settings)
+
+
+def serve(service: str, settings: Settings) -> int:
+    import uvloop
+
+    app = _builders()[service](settings)
+    limits = ServerLimits(
+        max_body_bytes=settings.max_body_bytes,
+        keepalive_timeout=settings.keepalive_timeout,
+        request_timeout=settings.request_timeout,
+    )
+    server = Server(app, settings.host, settings.port_for(service), limits)
+
+    def announce() -> None:
+        url = f"http://{settings.host}:{server.port}"
+        detail = (
+            f"vacancy at {settings.vacancy_url}" if service == "ticket" else f"stock {settings.initial_stock}"
+        )
+        log.info("%s listening on %s (mode %s, %s)", service, url, settings.deployment_mode.value, detail)
+
+    try:
+        uvloop.run(server.serve(on_ready=announce))
+    except OSError as exc:
+        log.error("cannot serve %s on %s:%s: %s", service, settings.host, server.port, exc.strerror or exc)
+        return 1
+    log.info("%s stopped", service)
+    return 0
+
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Settings: one frozen dataclass, loaded and validated once.
+
+Sources, highest first: command-line flags, the environment, a ``.env`` file in the working
+directory, the defaults below. A bad value raises ``ConfigError`` naming the variable; the
+CLI prints it as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class DeploymentMode(str, Enum):
+    MONOLITH = "monolith"
+    MICROSERVICES = "microservices"
+
+
+class ConfigError(ValueError):
+    def __init__(self, variable: str, value: str, reason: str) -> None:
+        super().__init__(f"{variable}={value!r}: {reason}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    deployment_mode: DeploymentMode = DeploymentMode.MICROSERVICES
+    initial_stock: int = 10_000
+    monolith_port: int = 8000
+    vacancy_port: int = 8001
+    ticket_port: int = 8002
+    vacancy_url: str = "http://localhost:8001"
+    host: str = "127.0.0.1"
+    max_qty: int = 1000
+    max_body_bytes: int = 64 * 1024
+    vacancy_connect_timeout: float = 0.25
+    vacancy_timeout: float = 0.5
+    vacancy_pool_size: int = 100
+    keepalive_timeout: float = 5.0
+    request_timeout: float = 10.0
+    log_level: str = "info"
+
+    def port_for(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"must be a whole number between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("must be a number of seconds") from None
+        if not low <= value <= high:  # also refuses nan
+            raise ValueError(f"must be between {low} and {high} seconds")
+        return value
+
+    return parse
+
+
+def _mode(raw: str) -> DeploymentMode:
+    try:
+        return DeploymentMode(raw.strip().lower())
+    except ValueError:
+        raise ValueError("must be 'monolith' or 'microservices'") from None
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError("must be an http:// URL with a host, e.g. http://localhost:8001")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must have no path, query or fragment")
+    return raw.strip().rstrip("/")
+
+
+def _host(raw: str) -> str:
+    if not raw.strip() or any(c.isspace() for c in raw.strip()):
+        raise ValueError("must be a host name or IP address")
+    return raw.strip()
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be debug, info, warning or error")
+    return level
+
+
+_PORT = _integer(1, 65535)
+
+# Environment variable -> (Settings field, parser). The variable is the field's name upper-cased.
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "DEPLOYMENT_MODE": _mode,
+    "INITIAL_STOCK": _integer(0, 10**12),
+    "MONOLITH_PORT": _PORT,
+    "VACANCY_PORT": _PORT,
+    "TICKET_PORT": _PORT,
+    "VACANCY_URL": _http_url,
+    "HOST": _host,
+    "MAX_QTY": _integer(1, 1_000_000),
+    "MAX_BODY_BYTES": _integer(64, 16 * 1024 * 1024),
+    "VACANCY_CONNECT_TIMEOUT": _seconds(0.001, 60),
+    "VACANCY_TIMEOUT": _seconds(0.001, 300),
+    "VACANCY_POOL_SIZE": _integer(1, 10_000),
+    "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),
+    "REQUEST_TIMEOUT": _seconds(0.1, 3600),
+    "LOG_LEVEL": _log_level,
+}
+assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines; blank lines, ``#`` comments, ``export`` and quotes allowed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}", line, "expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(
+    overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = Path(".env"),
+) -> Settings:
+    """Settings from ``overrides`` (the CLI's flags, by variable name), then ``environ``
+    (default ``os.environ``), then ``env_file``, then the defaults."""
+    environ = os.environ if environ is None else environ
+    layers = [overrides or {}, environ, read_env_file(env_file) if env_file is not None else {}]
+    values: dict[str, Any] = {}
+    for variable, parse in PARSERS.items():
+        for layer in layers:
+            raw = layer.get(variable)
+            if raw is None:
+                continue
+            try:
+                values[variable.lower()] = parse(raw)
+            except ValueError as exc:
+                raise ConfigError(variable, raw, str(exc)) from None
+            break
+    return Settings(**values)

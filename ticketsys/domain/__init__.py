@@ -1,0 +1,1 @@
+"""The business vocabulary shared by both services: models, errors, the VacancyClient contract."""

@@ -1,0 +1,44 @@
+"""Business errors. They carry no HTTP status: apps/errors.py maps them to answers."""
+
+from __future__ import annotations
+
+
+class TicketsysError(Exception):
+    """Base of every business error."""
+
+
+class InvalidQuantity(TicketsysError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SoldOut(TicketsysError):
+    """Not enough tickets left for the quantity asked; nothing was taken."""
+
+    def __init__(self, requested: int, remaining: int) -> None:
+        super().__init__(f"not enough tickets: asked for {requested}, {remaining} left")
+        self.requested = requested
+        self.remaining = remaining
+
+
+class OverRelease(TicketsysError):
+    """A release would put back more tickets than were ever on sale."""
+
+    def __init__(self, qty: int, available: int, capacity: int) -> None:
+        super().__init__(f"cannot release {qty}: {available} of {capacity} are already available")
+        self.qty = qty
+        self.available = available
+        self.capacity = capacity
+
+
+class VacancyUnavailable(TicketsysError):
+    """Vacancy could not be reached or did not answer in time.
+
+    For a reserve this means the outcome is unknown: the request may or may not have taken
+    stock. Callers must not retry a reserve blindly.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,29 @@
+"""What the services say to each other and to buyers, as plain immutable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ticketsys.domain.errors import InvalidQuantity
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Vacancy's answer to reserve/release: whether it happened, and what is left after."""
+
+    success: bool
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    qty: int
+    remaining: int
+    message: str = "Purchase successful!"
+
+
+def check_quantity(qty: int, max_qty: int) -> int:
+    """The domain rule for a quantity, whatever the transport: a whole number in 1..max_qty."""
+    if type(qty) is not int or not 1 <= qty <= max_qty:
+        raise InvalidQuantity(f"'qty' must be an integer between 1 and {max_qty}, got {qty!r}")
+    return qty

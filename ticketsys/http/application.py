@@ -1,0 +1,207 @@
+"""The ASGI 3 application: lifespan, the request cycle, and the one place errors become answers.
+
+``App.handle(request)`` is the sans-ASGI core (route, call, translate errors); ``App.__call__``
+is the ASGI adapter around it that hypercorn, uvicorn and the embedded server all drive.
+The catch-all 500 lives here and only here, and it never puts a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from ticketsys.http.errors import HTTPError
+from ticketsys.http.requests import Request
+from ticketsys.http.responses import Response, error_response
+from ticketsys.http.routing import Match, Route, Router
+
+log = logging.getLogger("ticketsys.http")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+ErrorTable = Mapping[type[BaseException], Callable[[Any], HTTPError]]
+
+# 64 KiB: a purchase body is a few bytes; anything near this is abuse, not a ticket order.
+DEFAULT_MAX_BODY = 64 * 1024
+
+NOT_FOUND = error_response(HTTPError(404, "not_found", "no such endpoint"))
+INTERNAL_ERROR = error_response(HTTPError(500, "internal_error", "internal server error"))
+
+
+def body_too_large(limit: int) -> HTTPError:
+    return HTTPError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+
+
+class App:
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        *,
+        errors: ErrorTable | None = None,
+        on_startup: Iterable[Hook] = (),
+        on_shutdown: Iterable[Hook] = (),
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        title: str = "ticketsys",
+        version: str = "0",
+    ) -> None:
+        self.router = Router(routes)
+        self.errors = dict(errors or {})
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
+        self.max_body_bytes = max_body_bytes
+        self.title = title
+        self.version = version
+        self.started = False
+
+    # -- the request cycle, without ASGI ---------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        found = self.router.match(request.method, request.path)
+        if found.outcome is not Match.FULL:
+            if found.outcome is Match.NONE:
+                return NOT_FOUND
+            allow = ", ".join(found.allow)
+            return error_response(
+                HTTPError(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} is not allowed here; use {allow}",
+                    headers=((b"allow", allow.encode("ascii")),),
+                )
+            )
+        assert found.route is not None
+        if found.params:
+            request.path_params = found.params
+        try:
+            return await found.route.endpoint(request)
+        except HTTPError as exc:
+            return error_response(exc)
+        except Exception as exc:  # the single catch-all: translate, or log and 500
+            return self.error_response(exc, request)
+
+    def error_response(self, exc: Exception, request: Request) -> Response:
+        for kind in type(exc).__mro__:
+            translate = self.errors.get(kind)
+            if translate is not None:
+                return error_response(translate(exc))
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return INTERNAL_ERROR
+
+    async def startup(self) -> None:
+        for hook in self.on_startup:
+            await hook()
+        self.started = True
+
+    async def shutdown(self) -> None:
+        self.started = False
+        for hook in reversed(self.on_shutdown):
+            await hook()
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await serve_lifespan(self, receive, send)
+        else:  # websocket: not ours; closing is the polite refusal
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                await send_response(send, error_response(body_too_large(self.max_body_bytes)), scope)
+                return
+            if not message.get("more_body", False):
+                break
+        request = Request(
+            scope["method"],
+            scope["path"],
+            scope["headers"],
+            body,
+            scope.get("query_string", b""),
+        )
+        await send_response(send, await self.handle(request), scope)
+
+    def __repr__(self) -> str:
+        return f"<App {self.title!r} routes={len(self.router.routes)} started={self.started}>"
+
+
+async def send_response(send: Send, response: Response, scope: Scope) -> None:
+    headers = [
+        (b"content-type", response.content_type),
+        (b"content-length", b"%d" % len(response.body)),
+        *response.headers,
+    ]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    body = b"" if scope["method"] == "HEAD" else response.body
+    await send({"type": "http.response.body", "body": body})
+
+
+async def serve_lifespan(app: App | DeferredApp, receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await app.startup()
+            except BaseException as exc:
+                log.error("startup failed: %s", exc)
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                await app.shutdown()
+            except BaseException as exc:
+                await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class DeferredApp:
+    """An ASGI app whose real ``App`` is built at lifespan start-up, not at import.
+
+    Module-level ``app`` objects (for ``hypercorn ticketsys.apps.monolith:app``) must read no
+    configuration and open nothing when imported; this defers ``build()`` to start-up, or to
+    the first request under a server that skips lifespan.
+    """
+
+    def __init__(self, build: Callable[[], App]) -> None:
+        self._build = build
+        self._starting = asyncio.Lock()
+        self.app: App | None = None
+
+    def resolve(self) -> App:
+        if self.app is None:
+            self.app = self._build()
+        return self.app
+
+    async def startup(self) -> None:
+        await self.resolve().startup()
+
+    async def shutdown(self) -> None:
+        if self.app is not None:
+            await self.app.shutdown()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await serve_lifespan(self, receive, send)
+            return
+        app = self.resolve()
+        if not app.started:
+            async with self._starting:
+                if not app.started:
+                    await app.startup()
+        await app(scope, receive, send)

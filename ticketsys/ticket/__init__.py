@@ -1,0 +1,1 @@
+"""Ticket: sells tickets, reaching Vacancy only through the VacancyClient protocol."""

@@ -1,0 +1,32 @@
+"""The in-process VacancyClient: a direct await, no serialisation, no socket."""
+
+from __future__ import annotations
+
+from ticketsys.domain.models import Reservation
+from ticketsys.vacancy.service import VacancyService
+
+
+class LocalVacancyClient:
+    def __init__(self, service: VacancyService) -> None:
+        self._service = service
+
+    async def available(self) -> int:
+        return await self._service.available()
+
+    async def reserve(self, qty: int) -> Reservation:
+        return await self._service.reserve(qty)
+
+    async def release(self, qty: int) -> Reservation:
+        return await self._service.release(qty)
+
+    async def ready(self) -> bool:
+        return True
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<LocalVacancyClient {self._service!r}>"

@@ -1,0 +1,1 @@
+"""Vacancy: owns the stock of tickets."""
