@@ -96,6 +96,5 @@ def serve(service: str, settings: Settings) -> int:
     return 0
 
 
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 
-class DeploymentMode(str, Enum):
+class DeploymentMode(StrEnum):
     MONOLITH = "monolith"
     MICROSERVICES = "microservices"
 

@@ -23,7 +23,9 @@ async def always_ready() -> bool:
 
 
 def _infra(path: str, endpoint: Callable[[Request], Awaitable[Response]], summary: str) -> Route:
-    return Route(path, frozenset({"GET"}), endpoint, name=endpoint.__name__, summary=summary, include_in_schema=False)
+    return Route(
+        path, frozenset({"GET"}), endpoint, name=endpoint.__name__, summary=summary, include_in_schema=False
+    )
 
 
 def assemble(
@@ -38,7 +40,9 @@ def assemble(
 ) -> App:
     """An App serving ``api`` plus ``/``, ``/healthz``, ``/readyz``, ``/docs``, ``/openapi.json``."""
     title = f"ticketsys {service}"
-    identity = json_response({"service": service, "mode": mode, "deployment_mode": mode, "version": __version__})
+    identity = json_response(
+        {"service": service, "mode": mode, "deployment_mode": mode, "version": __version__}
+    )
     healthy = json_response({"status": "ok"})
     openapi = Response(200, orjson.dumps(openapi_document(api, title=title, version=__version__)))
     docs = Response(200, docs_page(), b"text/html; charset=utf-8")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import resources
 from http import HTTPStatus
+from importlib import resources
 from typing import Any
 
 from ticketsys.http.routing import PATH_PARAM, Route
@@ -45,7 +45,9 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
     return operation
 
 
-def openapi_document(routes: Iterable[Route], *, title: str, version: str, description: str = "") -> dict[str, Any]:
+def openapi_document(
+    routes: Iterable[Route], *, title: str, version: str, description: str = ""
+) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         if not route.include_in_schema:

@@ -17,7 +17,7 @@ RawHeaders = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
 
 
 class Request:
-    __slots__ = ("method", "path", "query_string", "headers", "body", "path_params")
+    __slots__ = ("body", "headers", "method", "path", "path_params", "query_string")
 
     def __init__(
         self,
@@ -62,7 +62,8 @@ def json_object(request: Request) -> dict[str, Any]:
     try:
         data = orjson.loads(request.body)
     except orjson.JSONDecodeError as exc:
-        # orjson refuses integers beyond 64 bits: valid JSON, but not a value we accept.
+        # orjson < 3.10 refuses integers beyond 64 bits (newer ones decode them as floats,
+        # which int_field then refuses): valid JSON either way, so 422 rather than 400.
         if "exceeds 64-bit range" in str(exc):
             raise HTTPError(422, "invalid_field", "a number in the body is out of range") from None
         raise HTTPError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None

@@ -96,7 +96,9 @@ class RemoteVacancyClient:
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            raise VacancyUnavailable(f"vacancy answered {response.status_code} with a non-JSON body") from None
+            raise VacancyUnavailable(
+                f"vacancy answered {response.status_code} with a non-JSON body"
+            ) from None
         if response.status_code == 200 and isinstance(payload, dict):
             return payload
         message = payload.get("message", "") if isinstance(payload, dict) else ""

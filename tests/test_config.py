@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
+
+
+def _load(
+    env: dict[str, str] | None = None, overrides: dict[str, str] | None = None, env_file: Path | None = None
+) -> Settings:
+    return load_settings(overrides, env or {}, env_file)
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = _load()
+    assert settings.deployment_mode is DeploymentMode.MICROSERVICES
+    assert settings.initial_stock == 10_000
+    assert (settings.monolith_port, settings.vacancy_port, settings.ticket_port) == (8000, 8001, 8002)
+    assert settings.vacancy_url == "http://localhost:8001"
+    assert settings.host == "127.0.0.1"
+    # A dead Vacancy must give the buyer a 503 within 1 s: connect + read stay under it.
+    assert settings.vacancy_connect_timeout + settings.vacancy_timeout < 1.0
+
+
+def test_environment_values_are_parsed() -> None:
+    settings = _load({"INITIAL_STOCK": "1_000", "DEPLOYMENT_MODE": "Monolith", "VACANCY_TIMEOUT": "0.2"})
+    assert settings.initial_stock == 1000
+    assert settings.deployment_mode is DeploymentMode.MONOLITH
+    assert settings.vacancy_timeout == 0.2
+
+
+def test_precedence_flags_over_environment_over_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("INITIAL_STOCK=1\nMONOLITH_PORT=9001\nHOST=0.0.0.0\n")
+    settings = _load({"MONOLITH_PORT": "9002", "HOST": "::1"}, {"HOST": "localhost"}, env_file)
+    assert settings.initial_stock == 1  # only in .env
+    assert settings.monolith_port == 9002  # environment over .env
+    assert settings.host == "localhost"  # flag over environment
+
+
+def test_env_file_syntax(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# comment\n\nDEPLOYMENT_MODE=monolith  # or microservices\nexport TICKET_PORT=9100\n"
+        "VACANCY_URL='http://vacancy:8001'\n"
+    )
+    settings = _load(env_file=env_file)
+    assert settings.deployment_mode is DeploymentMode.MONOLITH
+    assert settings.ticket_port == 9100
+    assert settings.vacancy_url == "http://vacancy:8001"
+
+
+def test_env_file_syntax_error_names_the_line(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("OK=1\nthis is not an assignment\n")
+    with pytest.raises(ConfigError, match=r"\.env:2"):
+        _load(env_file=env_file)
+
+
+def test_missing_env_file_is_fine(tmp_path: Path) -> None:
+    assert _load(env_file=tmp_path / "absent") == Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INITIAL_STOCK", "abc"),
+        ("INITIAL_STOCK", "-1"),
+        ("MONOLITH_PORT", "99999"),
+        ("TICKET_PORT", "0"),
+        ("DEPLOYMENT_MODE", "cluster"),
+        ("VACANCY_URL", "localhost:8001"),
+        ("VACANCY_URL", "ftp://x"),
+        ("VACANCY_URL", "http://x:notaport"),
+        ("VACANCY_URL", "http://x/api"),
+        ("HOST", " "),
+        ("MAX_QTY", "0"),
+        ("VACANCY_TIMEOUT", "nan"),
+        ("VACANCY_TIMEOUT", "-1"),
+        ("LOG_LEVEL", "loud"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _load({variable: value})
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}=")
+    assert "\n" not in str(caught.value)
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().initial_stock = 5  # type: ignore[misc]
