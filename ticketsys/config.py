@@ -41,6 +41,7 @@ class Settings:
     vacancy_connect_timeout: float = 0.25
     vacancy_timeout: float = 0.5
     vacancy_pool_size: int = 100
+    vacancy_client: str = "pool"
     keepalive_timeout: float = 5.0
     request_timeout: float = 10.0
     log_level: str = "info"
@@ -101,11 +102,14 @@ def _host(raw: str) -> str:
     return raw.strip()
 
 
-def _log_level(raw: str) -> str:
-    level = raw.strip().lower()
-    if level not in ("debug", "info", "warning", "error"):
-        raise ValueError("must be debug, info, warning or error")
-    return level
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError("must be " + " or ".join(f"'{a}'" for a in allowed))
+        return value
+
+    return parse
 
 
 _PORT = _integer(1, 65535)
@@ -124,9 +128,10 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "VACANCY_CONNECT_TIMEOUT": _seconds(0.001, 60),
     "VACANCY_TIMEOUT": _seconds(0.001, 300),
     "VACANCY_POOL_SIZE": _integer(1, 10_000),
+    "VACANCY_CLIENT": _choice("pool", "httpx"),
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),
     "REQUEST_TIMEOUT": _seconds(0.1, 3600),
-    "LOG_LEVEL": _log_level,
+    "LOG_LEVEL": _choice("debug", "info", "warning", "error"),
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

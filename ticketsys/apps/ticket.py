@@ -5,24 +5,27 @@ from __future__ import annotations
 from ticketsys.apps.common import assemble
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App, DeferredApp
-from ticketsys.ticket.clients import RemoteOptions, RemoteVacancyClient
+from ticketsys.http.client import CLIENTS, ClientOptions
+from ticketsys.ticket.clients import RemoteVacancyClient
 from ticketsys.ticket.routes import ticket_routes
 from ticketsys.ticket.service import TicketService
 
 
-def remote_options(settings: Settings) -> RemoteOptions:
-    return RemoteOptions(
+def client_options(settings: Settings) -> ClientOptions:
+    return ClientOptions(
         base_url=settings.vacancy_url,
         connect_timeout=settings.vacancy_connect_timeout,
         read_timeout=settings.vacancy_timeout,
-        pool_size=settings.vacancy_pool_size,
-        # Below Vacancy's keep-alive timeout (assumed to share our KEEPALIVE_TIMEOUT), see remote.py.
+        max_connections=settings.vacancy_pool_size,
+        # Below Vacancy's keep-alive timeout (assumed to share our KEEPALIVE_TIMEOUT): the pool
+        # drops an idle connection before the server would close it under a request.
         keepalive_expiry=min(2.0, settings.keepalive_timeout / 2),
     )
 
 
 def build_ticket(settings: Settings) -> App:
-    client = RemoteVacancyClient(remote_options(settings))
+    options = client_options(settings)
+    client = RemoteVacancyClient(lambda: CLIENTS[settings.vacancy_client](options), settings.vacancy_url)
     service = TicketService(client, settings.max_qty)
     return assemble(
         "ticket",

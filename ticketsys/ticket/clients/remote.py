@@ -1,76 +1,45 @@
 """The VacancyClient over keep-alive HTTP.
 
-One pool of connections, opened at start-up and closed at shutdown. Transport failures are
-translated to ``VacancyUnavailable`` in one place (``_vacancy_errors``) so nothing above this
-module knows which HTTP library is used.
+One HTTP client (one pool of connections) opened at start-up and closed at shutdown. Its
+failures are translated to ``VacancyUnavailable`` here and only here.
 
-Retries: none for reserve. A reserve whose reply was lost may have taken stock; retrying it
-could sell twice. (httpx itself retries nothing by default; a connection that Vacancy closed
-while idle is noticed and discarded by the pool before reuse, which is what makes reconnection
-after a Vacancy restart transparent.)
+Retries: none. A reserve whose reply was lost may have taken stock; retrying it blindly could
+sell twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import orjson
 
 from ticketsys.domain.errors import InvalidQuantity, VacancyUnavailable
 from ticketsys.domain.models import Reservation
-
-_JSON = {"content-type": "application/json"}
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteOptions:
-    base_url: str
-    connect_timeout: float = 0.25
-    read_timeout: float = 0.5
-    pool_size: int = 100
-    # Below the embedded server's 5 s keep-alive timeout (http/limits.py): the client drops an
-    # idle connection before the server would, so it never sends on a connection being closed.
-    keepalive_expiry: float = 2.0
-
-
-@contextmanager
-def _vacancy_errors() -> Iterator[None]:
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise VacancyUnavailable(f"vacancy did not answer in time ({type(exc).__name__})") from exc
-    except httpx.HTTPError as exc:
-        raise VacancyUnavailable(f"vacancy unreachable ({type(exc).__name__}: {exc})") from exc
+from ticketsys.http.client import ClientError, ClientTimeout, HttpClient
 
 
 class RemoteVacancyClient:
-    def __init__(self, options: RemoteOptions) -> None:
-        self.options = options
-        self._http: httpx.AsyncClient | None = None
+    def __init__(self, connect: Callable[[], HttpClient], url: str) -> None:
+        """``connect`` makes the HTTP client; it is called in ``open()``, inside the loop."""
+        self._connect = connect
+        self.url = url
+        self._http: HttpClient | None = None
 
     async def open(self) -> None:
-        o = self.options
-        self._http = httpx.AsyncClient(
-            base_url=o.base_url,
-            timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout, pool=o.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=o.pool_size,
-                max_keepalive_connections=o.pool_size,
-                keepalive_expiry=o.keepalive_expiry,
-            ),
-        )
+        self._http = self._connect()
 
     async def close(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+            http, self._http = self._http, None
+            await http.aclose()
 
     async def available(self) -> int:
-        return int((await self._call("GET", "/api/v1/available"))["available"])
+        payload = await self._call("GET", "/api/v1/available")
+        try:
+            return int(payload["available"])
+        except (KeyError, TypeError, ValueError):
+            raise VacancyUnavailable(f"vacancy answered an unexpected body: {payload!r}") from None
 
     async def reserve(self, qty: int) -> Reservation:
         return _reservation(await self._call("POST", "/api/v1/reserve", {"qty": qty}))
@@ -88,27 +57,26 @@ class RemoteVacancyClient:
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         if self._http is None:
             raise VacancyUnavailable("vacancy client is not open")
-        with _vacancy_errors():
-            if body is None:
-                response = await self._http.request(method, path)
-            else:
-                response = await self._http.request(method, path, content=orjson.dumps(body), headers=_JSON)
         try:
-            payload = orjson.loads(response.content)
+            response = await self._http.request(method, path, None if body is None else orjson.dumps(body))
+        except ClientTimeout as exc:
+            raise VacancyUnavailable(f"vacancy did not answer in time: {exc}") from exc
+        except ClientError as exc:
+            raise VacancyUnavailable(f"vacancy unreachable: {exc}") from exc
+        try:
+            payload = orjson.loads(response.body)
         except orjson.JSONDecodeError:
-            raise VacancyUnavailable(
-                f"vacancy answered {response.status_code} with a non-JSON body"
-            ) from None
-        if response.status_code == 200 and isinstance(payload, dict):
+            raise VacancyUnavailable(f"vacancy answered {response.status} with a non-JSON body") from None
+        if response.status == 200 and isinstance(payload, dict):
             return payload
         message = payload.get("message", "") if isinstance(payload, dict) else ""
-        if response.status_code == 422:
+        if response.status == 422:
             raise InvalidQuantity(message or "vacancy refused the quantity")
-        raise VacancyUnavailable(f"vacancy answered {response.status_code}: {message}")
+        raise VacancyUnavailable(f"vacancy answered {response.status}: {message}")
 
     def __repr__(self) -> str:
         state = "open" if self._http is not None else "closed"
-        return f"<RemoteVacancyClient {self.options.base_url} {state}>"
+        return f"<RemoteVacancyClient {self.url} {state}>"
 
 
 def _reservation(payload: dict[str, Any]) -> Reservation:

@@ -1,0 +1,230 @@
+"""Both HttpClient implementations against a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from ticketsys.http.application import App
+from ticketsys.http.client import (
+    CLIENTS,
+    ClientOptions,
+    ClientTimeout,
+    ConnectError,
+    HttpClient,
+    HttpPool,
+    RemoteProtocolError,
+)
+from ticketsys.http.limits import ServerLimits
+from ticketsys.http.requests import Request
+from ticketsys.http.responses import Response, json_response
+from ticketsys.http.routing import Route
+from ticketsys.http.runner import Server
+
+KINDS = [pytest.param(kind, id=kind) for kind in CLIENTS]
+
+
+class Backend:
+    """A server whose handlers record the client ports they saw (one port per connection)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.seen: list[str] = []
+
+    def app(self) -> App:
+        async def echo(request: Request) -> Response:
+            return json_response({"body": request.body.decode(), "method": request.method})
+
+        async def slow(request: Request) -> Response:
+            await self.release.wait()
+            return json_response({"slow": True})
+
+        async def closing(request: Request) -> Response:
+            return Response(200, b"{}", headers=((b"connection", b"close"),))
+
+        return App(
+            [
+                Route("/echo", frozenset({"GET", "POST"}), echo),
+                Route("/slow", frozenset({"GET"}), slow),
+                Route("/close", frozenset({"GET"}), closing),
+            ]
+        )
+
+
+@asynccontextmanager
+async def serving(backend: Backend, keepalive: float = 5.0) -> AsyncIterator[Server]:
+    server = Server(
+        backend.app(), "127.0.0.1", 0, ServerLimits(keepalive_timeout=keepalive, shutdown_grace=0.5)
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        backend.release.set()
+        await server.shutdown()
+
+
+def _client(kind: str, port: int, **options: float) -> HttpClient:
+    return CLIENTS[kind](ClientOptions(f"http://127.0.0.1:{port}", **options))  # type: ignore[arg-type]
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_get_and_post(kind: str) -> None:
+    async def test() -> None:
+        async with serving(Backend()) as server:
+            client = _client(kind, server.port)
+            try:
+                get = await client.request("GET", "/echo")
+                post = await client.request("POST", "/echo", b'{"qty": 1}')
+            finally:
+                await client.aclose()
+        assert (get.status, get.body) == (200, b'{"body":"","method":"GET"}')
+        assert post.body == b'{"body":"{\\"qty\\": 1}","method":"POST"}'
+
+    run(test)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_connections_are_reused(kind: str) -> None:
+    async def test() -> None:
+        async with serving(Backend()) as server:
+            client = _client(kind, server.port)
+            try:
+                for _ in range(20):
+                    await client.request("GET", "/echo")
+                assert len(server.state.connections) == 1
+            finally:
+                await client.aclose()
+
+    run(test)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_connection_close_answer_is_not_reused(kind: str) -> None:
+    async def test() -> None:
+        async with serving(Backend()) as server:
+            client = _client(kind, server.port)
+            try:
+                assert (await client.request("GET", "/close")).status == 200
+                assert (await client.request("GET", "/echo")).status == 200
+            finally:
+                await client.aclose()
+
+    run(test)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refused_connection_is_a_connect_error(kind: str) -> None:
+    async def test() -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]  # bound, not listening: connections are refused
+            client = _client(kind, port)
+            try:
+                with pytest.raises(ConnectError):
+                    await client.request("GET", "/echo")
+            finally:
+                await client.aclose()
+
+    run(test)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_slow_answer_is_a_timeout_and_the_connection_is_dropped(kind: str) -> None:
+    async def test() -> None:
+        backend = Backend()
+        async with serving(backend) as server:
+            client = _client(kind, server.port, read_timeout=0.05)
+            try:
+                with pytest.raises(ClientTimeout):
+                    await client.request("GET", "/slow")
+                backend.release.set()
+                # The late answer to /slow must never be taken for the answer to this one.
+                assert (await client.request("GET", "/echo")).body == b'{"body":"","method":"GET"}'
+            finally:
+                await client.aclose()
+
+    run(test)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_server_restart_is_transparent(kind: str) -> None:
+    async def test() -> None:
+        backend = Backend()
+        async with serving(backend) as first:
+            port = first.port
+            client = _client(kind, port)
+            assert (await client.request("GET", "/echo")).status == 200
+        # The server closed our idle connection at shutdown; a new one takes the same port.
+        second = Server(backend.app(), "127.0.0.1", port, ServerLimits(shutdown_grace=0.5))
+        await second.start()
+        try:
+            assert (await client.request("GET", "/echo")).status == 200
+        finally:
+            await client.aclose()
+            await second.shutdown()
+
+    run(test)
+
+
+def test_pool_waits_for_a_free_connection_then_times_out() -> None:
+    async def test() -> None:
+        backend = Backend()
+        async with serving(backend) as server:
+            pool = HttpPool(
+                ClientOptions(f"http://127.0.0.1:{server.port}", max_connections=1, connect_timeout=0.05)
+            )
+            try:
+                busy = asyncio.ensure_future(pool.request("GET", "/slow"))
+                await asyncio.sleep(0)  # let it take the only connection
+                with pytest.raises(ClientTimeout):
+                    await pool.request("GET", "/echo")
+                backend.release.set()
+                assert (await busy).status == 200
+                assert (await pool.request("GET", "/echo")).status == 200
+            finally:
+                await pool.aclose()
+
+    run(test)
+
+
+def test_pool_shares_connections_among_many_callers() -> None:
+    async def test() -> None:
+        async with serving(Backend()) as server:
+            pool = HttpPool(ClientOptions(f"http://127.0.0.1:{server.port}", max_connections=4))
+            try:
+                answers = await asyncio.gather(*(pool.request("GET", "/echo") for _ in range(200)))
+                assert {a.status for a in answers} == {200}
+                assert len(server.state.connections) <= 4
+            finally:
+                await pool.aclose()
+
+    run(test)
+
+
+def test_peer_closing_mid_request_is_a_protocol_error() -> None:
+    async def test() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = HttpPool(ClientOptions(f"http://127.0.0.1:{port}"))
+        try:
+            with pytest.raises(RemoteProtocolError):
+                await pool.request("POST", "/x", b"{}")
+        finally:
+            await pool.aclose()
+            server.close()
+            await server.wait_closed()
+
+    run(test)

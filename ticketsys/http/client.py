@@ -1,0 +1,290 @@
+"""HTTP/1.1 clients for service-to-service calls: one interface, two implementations.
+
+``HttpPool`` is ours: an asyncio Protocol per connection, httptools' response parser, one
+request in flight per connection, idle connections reused last-in-first-out. ``HttpxClient``
+wraps httpx's pool behind the same interface. Both raise only the ``ClientError`` family
+below, so callers translate failures in one place and never import an HTTP library.
+
+Retries: none. A request that failed after being written may have been processed; only the
+caller knows whether repeating it is safe.
+
+Stale connections: a connection the server closed while idle gets ``connection_lost`` from the
+loop and leaves the pool; ``keepalive_expiry`` (shorter than the server's keep-alive timeout)
+keeps us from picking one the server is about to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httptools
+
+
+class ClientError(Exception):
+    """Base of the client's failures."""
+
+
+class ConnectError(ClientError):
+    """No connection could be made: the request was certainly not sent."""
+
+
+class ClientTimeout(ClientError):
+    """No answer in time. The request may have been processed."""
+
+
+class RemoteProtocolError(ClientError):
+    """The connection broke or the peer spoke nonsense. The request may have been processed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientResponse:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    base_url: str
+    connect_timeout: float = 0.25
+    read_timeout: float = 0.5
+    max_connections: int = 100
+    keepalive_expiry: float = 2.0
+
+
+class HttpClient(Protocol):
+    """What a service needs of an HTTP client: JSON bodies in, status and bytes out."""
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> ClientResponse:
+        """Send one request and read its whole response. Raises ``ClientError`` only."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close every connection; the client is unusable afterwards."""
+        ...
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection carrying one request at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future[ClientResponse] | None = None
+        self._body = b""
+        self._timer: asyncio.TimerHandle | None = None
+        self.keep_alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(RemoteProtocolError("connection closed before the response was complete"))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(RemoteProtocolError(f"malformed response: {exc}"))
+            self.close()
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        waiter, self._waiter = self._waiter, None
+        self._cancel_timer()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(ClientResponse(self.parser.get_status_code(), self._body))
+        self._body = b""
+
+    def send(self, data: bytes, timeout: float) -> asyncio.Future[ClientResponse]:
+        assert self._waiter is None and self.transport is not None
+        self._waiter = self.loop.create_future()
+        self._timer = self.loop.call_later(timeout, self._timed_out)
+        self.transport.write(data)
+        return self._waiter
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._fail(ClientTimeout("no response in time"))
+        self.close()  # a late response must not be read as the answer to the next request
+
+    def _fail(self, error: ClientError) -> None:
+        self._cancel_timer()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+class HttpPool:
+    """Our own keep-alive pool (see the module docstring)."""
+
+    def __init__(self, options: ClientOptions) -> None:
+        url = urlsplit(options.base_url)
+        assert url.scheme == "http" and url.hostname, options.base_url
+        self.options = options
+        self.host = url.hostname
+        self.port = url.port or 80
+        self._host_header = url.netloc.encode("ascii")
+        self._idle: deque[_Connection] = deque()
+        self._open = 0  # connections open or being opened
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> ClientResponse:
+        conn = await self._acquire()
+        try:
+            response = await conn.send(self._render(method, path, body), self.options.read_timeout)
+        except BaseException:
+            conn.close()
+            self._forget(conn)
+            raise
+        if conn.keep_alive and not conn.closed:
+            self._release(conn)
+        else:
+            conn.close()
+            self._forget(conn)
+        return response
+
+    def _render(self, method: str, path: str, body: bytes | None) -> bytes:
+        head = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), path.encode(), self._host_header)
+        if body is None:
+            return head + b"\r\n"
+        return head + b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def _acquire(self) -> _Connection:
+        if self._closed:
+            raise ConnectError("client is closed")
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._idle:
+            conn = self._idle.pop()  # most recently used first: the warmest, least likely stale
+            if not conn.closed and now - conn.idle_since < self.options.keepalive_expiry:
+                return conn
+            conn.close()
+            self._open -= 1
+        if self._open >= self.options.max_connections:
+            await self._wait_for_slot(loop)
+            return await self._acquire()
+        self._open += 1
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(loop), self.host, self.port),
+                self.options.connect_timeout,
+            )
+        except BaseException as exc:
+            self._open -= 1
+            self._wake_one()
+            if isinstance(exc, TimeoutError):
+                raise ConnectError(f"connect to {self.host}:{self.port} timed out") from None
+            if isinstance(exc, OSError):
+                raise ConnectError(
+                    f"connect to {self.host}:{self.port} failed: {exc.strerror or exc}"
+                ) from None
+            raise
+        return conn
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(self.options.connect_timeout, self._pool_timeout, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _pool_timeout(waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_exception(ClientTimeout("no free connection in the pool in time"))
+
+    def _release(self, conn: _Connection) -> None:
+        conn.idle_since = asyncio.get_running_loop().time()
+        self._idle.append(conn)
+        self._wake_one()
+
+    def _forget(self, conn: _Connection) -> None:
+        self._open -= 1
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def aclose(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
+        self._open = 0
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectError("client is closed"))
+
+    def __repr__(self) -> str:
+        return f"<HttpPool {self.host}:{self.port} open={self._open} idle={len(self._idle)}>"
+
+
+class HttpxClient:
+    """httpx's pool behind the same interface, its exceptions mapped to ``ClientError``."""
+
+    def __init__(self, options: ClientOptions) -> None:
+        import httpx
+
+        self._httpx = httpx
+        o = options
+        self._client = httpx.AsyncClient(
+            base_url=o.base_url,
+            timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout, pool=o.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=o.max_connections,
+                max_keepalive_connections=o.max_connections,
+                keepalive_expiry=o.keepalive_expiry,
+            ),
+        )
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> ClientResponse:
+        httpx = self._httpx
+        headers = {"content-type": "application/json"} if body is not None else None
+        try:
+            response = await self._client.request(method, path, content=body, headers=headers)
+        except httpx.ConnectTimeout as exc:
+            raise ConnectError(f"connect timed out: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise ClientTimeout(f"{type(exc).__name__}: {exc}") from exc
+        except httpx.ConnectError as exc:
+            raise ConnectError(str(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
+        return ClientResponse(response.status_code, response.content)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+CLIENTS: dict[str, type[HttpPool] | type[HttpxClient]] = {"pool": HttpPool, "httpx": HttpxClient}
