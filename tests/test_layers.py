@@ -12,10 +12,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ticketsys"
 # What each layer may import from ticketsys (besides itself and the http toolkit).
 ALLOWED = {
     "http": set(),
+    "storage": set(),
     "domain": set(),
-    "vacancy": {"domain"},
-    "ticket": {"domain", "vacancy"},
-    "apps": {"domain", "vacancy", "ticket", "config"},
+    "vacancy": {"domain", "storage"},
+    "ticket": {"domain", "vacancy", "storage"},
+    "apps": {"domain", "vacancy", "ticket", "config", "storage"},
 }
 
 

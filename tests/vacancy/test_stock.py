@@ -60,4 +60,4 @@ def test_concurrent_reserves_never_oversell() -> None:
 def test_repr_shows_state() -> None:
     stock = StockManager(10_000)
     asyncio.run(stock.reserve(5))
-    assert repr(stock) == "<StockManager available=9995 of 10000>"
+    assert repr(stock) == "<StockManager available=9995 of 10000 store=memory>"

@@ -42,3 +42,19 @@ class VacancyUnavailable(TicketsysError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class IdempotencyConflict(TicketsysError):
+    """An idempotency key was reused for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+class StoreUnavailable(TicketsysError):
+    """The store could not record a change; nothing was acknowledged."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

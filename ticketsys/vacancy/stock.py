@@ -1,44 +1,180 @@
-"""The stock of tickets: a counter whose changes are all-or-nothing and serialised."""
+"""The stock of tickets: a counter whose changes are all-or-nothing, serialised and, with a
+journal, durable.
+
+Order of a change: check under the lock, append the record to the journal, then change the
+counter. A failed append therefore changes nothing. The acknowledgement waits for
+``journal.durable()`` outside the lock, so concurrent reserves share one fsync under the
+``always`` policy (group commit).
+
+Reserve and release take an optional idempotency key: a repeated key returns the first result
+and changes nothing (a caller whose reply was lost may retry). Keys are kept ``key_ttl``
+seconds and survive restarts with the journal. Only successful changes are remembered: an
+unsuccessful reserve took nothing, so repeating it is harmless.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
-from ticketsys.domain.errors import OverRelease
+from ticketsys.domain.errors import IdempotencyConflict, OverRelease, StoreUnavailable
 from ticketsys.domain.models import Reservation
+from ticketsys.storage.journal import Journal
+
+log = logging.getLogger("ticketsys.vacancy")
+
+DAY = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    op: str
+    qty: int
+    result: Reservation
+    at: float
 
 
 class StockManager:
-    """A lock-protected counter of tickets on sale.
-
-    In memory the check-and-decrement cannot be interleaved anyway (no ``await`` between
-    them), but the lock makes the contract explicit and keeps it true when a change has to
-    wait for a store (a journal write, a remote engine) before it is acknowledged.
-    """
-
-    def __init__(self, initial: int) -> None:
+    def __init__(self, initial: int, journal: Journal | None = None, key_ttl: float = DAY) -> None:
         assert initial >= 0
+        self.initial = initial
         self.capacity = initial
         self._available = initial
+        self._journal = journal
+        self._key_ttl = key_ttl
+        self._keys: OrderedDict[str, _Remembered] = OrderedDict()  # oldest first
         self._lock = asyncio.Lock()
 
     @property
     def available(self) -> int:
         return self._available
 
-    async def reserve(self, qty: int) -> Reservation:
+    @property
+    def durable(self) -> bool:
+        return self._journal is not None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Recover from the journal (if any). ``initial`` seeds only a store being created."""
+        if self._journal is None:
+            return
+        recovered = self._journal.open()
+        if recovered.snapshot is None and not recovered.records:
+            log.info("creating the stock store with %d tickets", self.initial)
+        else:
+            if recovered.snapshot is not None:
+                self._restore(recovered.snapshot)
+            for record in recovered.records:
+                self._apply(record)
+            log.info("recovered the stock: %d of %d available", self._available, self.capacity)
+        self._forget_expired(time.time())
+        self._journal.compact(self._state())
+        self._journal.start_background_sync()
+
+    async def close(self) -> None:
+        if self._journal is not None:
+            await self._journal.close(self._state())
+
+    # -- changes -----------------------------------------------------------------------------
+
+    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
         async with self._lock:
+            seen = self._recall(key, "reserve", qty)
+            if seen is not None:
+                return seen
             if qty > self._available:
                 return Reservation(False, self._available)
-            self._available -= qty
-            return Reservation(True, self._available)
+            result = self._change("reserve", qty, key, -qty)
+        await self._durable()
+        return result
 
-    async def release(self, qty: int) -> Reservation:
+    async def release(self, qty: int, key: str | None = None) -> Reservation:
         async with self._lock:
+            seen = self._recall(key, "release", qty)
+            if seen is not None:
+                return seen
             if self._available + qty > self.capacity:
                 raise OverRelease(qty, self._available, self.capacity)
-            self._available += qty
-            return Reservation(True, self._available)
+            result = self._change("release", qty, key, qty)
+        await self._durable()
+        return result
+
+    async def restock(self, qty: int) -> Reservation:
+        """Put ``qty`` more tickets on sale (raises capacity too)."""
+        async with self._lock:
+            result = self._change("restock", qty, None, qty)
+        await self._durable()
+        return result
+
+    def _change(self, op: str, qty: int, key: str | None, delta: int) -> Reservation:
+        now = time.time()
+        if self._journal is not None:
+            try:
+                self._journal.append({"op": op, "qty": qty, "key": key, "t": now})
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot record the change: {exc}") from exc
+        return self._apply({"op": op, "qty": qty, "key": key, "t": now})
+
+    async def _durable(self) -> None:
+        if self._journal is not None:
+            try:
+                await self._journal.durable()
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot make the change durable: {exc}") from exc
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _apply(self, record: dict[str, Any]) -> Reservation:
+        op, qty = record["op"], int(record["qty"])
+        if op == "restock":
+            self.capacity += qty
+        self._available += -qty if op == "reserve" else qty
+        result = Reservation(True, self._available)
+        key = record.get("key")
+        if key is not None:
+            self._keys[key] = _Remembered(op, qty, result, float(record["t"]))
+            self._forget_expired(float(record["t"]))
+        return result
+
+    def _recall(self, key: str | None, op: str, qty: int) -> Reservation | None:
+        if key is None:
+            return None
+        self._forget_expired(time.time())
+        seen = self._keys.get(key)
+        if seen is None:
+            return None
+        if (seen.op, seen.qty) != (op, qty):
+            raise IdempotencyConflict(key)
+        return seen.result
+
+    def _forget_expired(self, now: float) -> None:
+        horizon = now - self._key_ttl
+        while self._keys:
+            oldest = next(iter(self._keys.values()))
+            if oldest.at >= horizon:
+                break
+            self._keys.popitem(last=False)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity,
+            "available": self._available,
+            "keys": [[k, r.op, r.qty, r.result.remaining, r.at] for k, r in self._keys.items()],
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.capacity = int(state["capacity"])
+        self._available = int(state["available"])
+        self._keys = OrderedDict(
+            (k, _Remembered(op, int(qty), Reservation(True, int(remaining)), float(at)))
+            for k, op, qty, remaining, at in state["keys"]
+        )
 
     def __repr__(self) -> str:
-        return f"<StockManager available={self._available} of {self.capacity}>"
+        store = "journal" if self._journal is not None else "memory"
+        return f"<StockManager available={self._available} of {self.capacity} store={store}>"

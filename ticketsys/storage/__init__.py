@@ -1,0 +1,1 @@
+"""Durable local storage: an append-only journal with snapshots. Knows nothing of tickets."""
