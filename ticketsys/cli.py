@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from ticketsys import __version__
 from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App
+from ticketsys.http.lifespan import LifespanError
 from ticketsys.http.limits import ServerLimits
 from ticketsys.http.runner import Server
 
@@ -91,6 +92,9 @@ def serve(service: str, settings: Settings) -> int:
         uvloop.run(server.serve(on_ready=announce))
     except OSError as exc:
         log.error("cannot serve %s on %s:%s: %s", service, settings.host, server.port, exc.strerror or exc)
+        return 1
+    except LifespanError as exc:
+        log.error("%s could not start: %s", service, exc)
         return 1
     log.info("%s stopped", service)
     return 0

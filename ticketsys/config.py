@@ -42,6 +42,11 @@ class Settings:
     vacancy_timeout: float = 0.5
     vacancy_pool_size: int = 100
     vacancy_client: str = "pool"
+    stock_store: str = "memory"
+    data_dir: str = "./data"
+    fsync: str = "everysec"
+    idempotency_ttl: float = 24 * 3600.0
+    service_token: str = ""
     keepalive_timeout: float = 5.0
     request_timeout: float = 10.0
     log_level: str = "info"
@@ -112,6 +117,20 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _path(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must be a directory path")
+    return raw.strip()
+
+
+def _token(raw: str) -> str:
+    token = raw.strip()
+    # Short tokens can be guessed; a token also travels in a header, so no spaces or controls.
+    if token and (len(token) < 16 or not all(33 <= ord(c) <= 126 for c in token)):
+        raise ValueError("must be at least 16 visible ASCII characters (or empty for none)")
+    return token
+
+
 _PORT = _integer(1, 65535)
 
 # Environment variable -> (Settings field, parser). The variable is the field's name upper-cased.
@@ -129,6 +148,11 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "VACANCY_TIMEOUT": _seconds(0.001, 300),
     "VACANCY_POOL_SIZE": _integer(1, 10_000),
     "VACANCY_CLIENT": _choice("pool", "httpx"),
+    "STOCK_STORE": _choice("journal", "memory"),
+    "DATA_DIR": _path,
+    "FSYNC": _choice("always", "everysec", "no"),
+    "IDEMPOTENCY_TTL": _seconds(1, 365 * 24 * 3600),
+    "SERVICE_TOKEN": _token,
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),
     "REQUEST_TIMEOUT": _seconds(0.1, 3600),
     "LOG_LEVEL": _choice("debug", "info", "warning", "error"),

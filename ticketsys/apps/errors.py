@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ticketsys.domain.errors import InvalidQuantity, OverRelease, SoldOut, VacancyUnavailable
+from ticketsys.domain.errors import (
+    IdempotencyConflict,
+    InvalidQuantity,
+    OverRelease,
+    SoldOut,
+    StoreUnavailable,
+    VacancyUnavailable,
+)
 from ticketsys.http.application import ErrorTable
 from ticketsys.http.errors import HTTPError
 
@@ -31,7 +38,17 @@ def _vacancy_unavailable(exc: VacancyUnavailable) -> HTTPError:
     )
 
 
+def _idempotency_conflict(exc: IdempotencyConflict) -> HTTPError:
+    return HTTPError(422, "idempotency_conflict", str(exc))
+
+
+def _store_unavailable(exc: StoreUnavailable) -> HTTPError:
+    return HTTPError(503, "store_unavailable", f"the sale could not be recorded ({exc.reason})")
+
+
 ERRORS: ErrorTable = {
+    IdempotencyConflict: _idempotency_conflict,
+    StoreUnavailable: _store_unavailable,
     InvalidQuantity: _invalid_quantity,
     SoldOut: _sold_out,
     OverRelease: _over_release,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ticketsys.apps.common import assemble
+from ticketsys.apps.stores import order_book, stock_store
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App, DeferredApp
 from ticketsys.ticket.clients import LocalVacancyClient
@@ -10,14 +11,21 @@ from ticketsys.ticket.routes import ticket_routes
 from ticketsys.ticket.service import TicketService
 from ticketsys.vacancy.routes import vacancy_routes
 from ticketsys.vacancy.service import VacancyService
-from ticketsys.vacancy.stock import StockManager
 
 
 def build_monolith(settings: Settings) -> App:
-    vacancy = VacancyService(StockManager(settings.initial_stock), settings.max_qty)
-    ticket = TicketService(LocalVacancyClient(vacancy), settings.max_qty)
+    stock, orders = stock_store(settings), order_book(settings)
+    vacancy = VacancyService(stock, settings.max_qty)
+    ticket = TicketService(LocalVacancyClient(vacancy), orders, settings.max_qty)
     api = vacancy_routes(vacancy, internal=False) + ticket_routes(ticket, proxy_available=False)
-    return assemble("monolith", DeploymentMode.MONOLITH.value, api, settings)
+    return assemble(
+        "monolith",
+        DeploymentMode.MONOLITH.value,
+        api,
+        settings,
+        on_startup=[stock.open, orders.open],
+        on_shutdown=[stock.close, orders.close],
+    )
 
 
 # For `hypercorn ticketsys.apps.monolith:app`: settings are read at lifespan start-up.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ticketsys.apps.common import assemble
+from ticketsys.apps.stores import order_book
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App, DeferredApp
 from ticketsys.http.client import CLIENTS, ClientOptions
@@ -20,21 +21,23 @@ def client_options(settings: Settings) -> ClientOptions:
         # Below Vacancy's keep-alive timeout (assumed to share our KEEPALIVE_TIMEOUT): the pool
         # drops an idle connection before the server would close it under a request.
         keepalive_expiry=min(2.0, settings.keepalive_timeout / 2),
+        headers=(("authorization", f"Bearer {settings.service_token}"),) if settings.service_token else (),
     )
 
 
 def build_ticket(settings: Settings) -> App:
     options = client_options(settings)
     client = RemoteVacancyClient(lambda: CLIENTS[settings.vacancy_client](options), settings.vacancy_url)
-    service = TicketService(client, settings.max_qty)
+    orders = order_book(settings)
+    service = TicketService(client, orders, settings.max_qty)
     return assemble(
         "ticket",
         DeploymentMode.MICROSERVICES.value,
         ticket_routes(service, proxy_available=True),
         settings,
         ready=client.ready,
-        on_startup=[client.open],
-        on_shutdown=[client.close],
+        on_startup=[orders.open, client.open],
+        on_shutdown=[client.close, orders.close],
     )
 
 

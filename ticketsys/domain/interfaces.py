@@ -15,14 +15,15 @@ class VacancyClient(Protocol):
         """Tickets left. Raises ``VacancyUnavailable`` if Vacancy cannot answer."""
         ...
 
-    async def reserve(self, qty: int) -> Reservation:
+    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
         """Take ``qty`` tickets, all or nothing. ``success`` is False (and nothing is taken)
         when fewer than ``qty`` are left. Raises ``VacancyUnavailable`` when the outcome is
-        unknown (timeout, dead peer): the reserve may have happened, so do not blindly retry."""
+        unknown (timeout, dead peer): the reserve may have happened. Repeating it is safe only
+        with the same ``key``: a key already used returns its first result and takes nothing."""
         ...
 
-    async def release(self, qty: int) -> Reservation:
-        """Put ``qty`` previously reserved tickets back on sale."""
+    async def release(self, qty: int, key: str | None = None) -> Reservation:
+        """Put ``qty`` previously reserved tickets back on sale; ``key`` as for reserve."""
         ...
 
     async def ready(self) -> bool:

@@ -16,10 +16,16 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
-class Purchase:
+class Order:
+    """A completed purchase. ``remaining`` is the stock left right after it."""
+
+    order_id: str
     qty: int
+    created_at: float  # seconds since the epoch
     remaining: int
-    message: str = "Purchase successful!"
+
+
+PURCHASE_MESSAGE = "Purchase successful!"
 
 
 def check_quantity(qty: int, max_qty: int) -> int:

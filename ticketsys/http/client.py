@@ -54,12 +54,18 @@ class ClientOptions:
     read_timeout: float = 0.5
     max_connections: int = 100
     keepalive_expiry: float = 2.0
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request (e.g. authorization)
+
+
+Headers = tuple[tuple[str, str], ...]
 
 
 class HttpClient(Protocol):
     """What a service needs of an HTTP client: JSON bodies in, status and bytes out."""
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> ClientResponse:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
+    ) -> ClientResponse:
         """Send one request and read its whole response. Raises ``ClientError`` only."""
         ...
 
@@ -148,16 +154,18 @@ class HttpPool:
         self.options = options
         self.host = url.hostname
         self.port = url.port or 80
-        self._host_header = url.netloc.encode("ascii")
+        self._fixed_headers = b"host: %s\r\n" % url.netloc.encode("ascii") + _render_headers(options.headers)
         self._idle: deque[_Connection] = deque()
         self._open = 0  # connections open or being opened
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> ClientResponse:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
+    ) -> ClientResponse:
         conn = await self._acquire()
         try:
-            response = await conn.send(self._render(method, path, body), self.options.read_timeout)
+            response = await conn.send(self._render(method, path, body, headers), self.options.read_timeout)
         except BaseException:
             conn.close()
             self._forget(conn)
@@ -169,8 +177,10 @@ class HttpPool:
             self._forget(conn)
         return response
 
-    def _render(self, method: str, path: str, body: bytes | None) -> bytes:
-        head = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), path.encode(), self._host_header)
+    def _render(self, method: str, path: str, body: bytes | None, headers: Headers) -> bytes:
+        head = b"%s %s HTTP/1.1\r\n" % (method.encode(), path.encode()) + self._fixed_headers
+        if headers:
+            head += _render_headers(headers)
         if body is None:
             return head + b"\r\n"
         return head + b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
@@ -250,6 +260,13 @@ class HttpPool:
         return f"<HttpPool {self.host}:{self.port} open={self._open} idle={len(self._idle)}>"
 
 
+def _render_headers(headers: Headers) -> bytes:
+    for name, value in headers:
+        if any(c in name + value for c in "\r\n\0"):
+            raise ValueError(f"header {name!r} contains a line break")  # header injection
+    return b"".join(b"%s: %s\r\n" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in headers)
+
+
 class HttpxClient:
     """httpx's pool behind the same interface, its exceptions mapped to ``ClientError``."""
 
@@ -266,13 +283,18 @@ class HttpxClient:
                 max_keepalive_connections=o.max_connections,
                 keepalive_expiry=o.keepalive_expiry,
             ),
+            headers=dict(o.headers),
         )
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> ClientResponse:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
+    ) -> ClientResponse:
         httpx = self._httpx
-        headers = {"content-type": "application/json"} if body is not None else None
+        sent = dict(headers)
+        if body is not None:
+            sent["content-type"] = "application/json"
         try:
-            response = await self._client.request(method, path, content=body, headers=headers)
+            response = await self._client.request(method, path, content=body, headers=sent)
         except httpx.ConnectTimeout as exc:
             raise ConnectError(f"connect timed out: {exc}") from exc
         except httpx.TimeoutException as exc:

@@ -32,11 +32,12 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
     }
     if route.tags:
         operation["tags"] = list(route.tags)
-    params = PATH_PARAM.findall(route.path)
-    if params:
-        operation["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in params
-        ]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in PATH_PARAM.findall(route.path)
+    ] + [dict(parameter) for parameter in route.parameters]
+    if parameters:
+        operation["parameters"] = parameters
     if route.request_schema is not None:
         operation["requestBody"] = {
             "required": True,

@@ -39,6 +39,7 @@ class Route:
     request_schema: Mapping[str, Any] | None = None
     responses: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    parameters: tuple[Mapping[str, Any], ...] = ()  # OpenAPI parameter objects (headers, ...)
     include_in_schema: bool = True
 
     def __post_init__(self) -> None:

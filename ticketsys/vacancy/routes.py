@@ -3,28 +3,51 @@
 from __future__ import annotations
 
 from ticketsys.domain import schemas
+from ticketsys.domain.models import Reservation
+from ticketsys.http.auth import require_bearer
+from ticketsys.http.errors import HTTPError
 from ticketsys.http.requests import Request
 from ticketsys.http.responses import Response, json_response
 from ticketsys.http.routing import Route
 from ticketsys.vacancy.service import VacancyService
 
-_QTY_ERRORS = {400: schemas.ERROR, 413: schemas.ERROR, 415: schemas.ERROR, 422: schemas.ERROR}
+_QTY_ERRORS = {status: schemas.ERROR for status in (400, 401, 413, 415, 422)}
 
 
-def vacancy_routes(service: VacancyService, *, internal: bool = True) -> list[Route]:
-    """``internal`` adds reserve/release, which only Ticket should call (never the monolith's
-    public surface: there the in-process client calls the service directly)."""
+def _reservation(reservation: Reservation) -> Response:
+    return json_response({"success": reservation.success, "remaining": reservation.remaining})
+
+
+def vacancy_routes(
+    service: VacancyService, *, internal: bool = True, token: str | None = None
+) -> list[Route]:
+    """``internal`` adds reserve, release and restock, which only Ticket and operators call
+    (never on the monolith's public surface). With ``token``, they require it as a bearer
+    token; restock always requires one."""
+    secret = token.encode() if token else None
+
+    def authorise(request: Request) -> None:
+        if secret is not None:
+            require_bearer(request, secret)
 
     async def available(request: Request) -> Response:
         return json_response({"available": await service.available()})
 
     async def reserve(request: Request) -> Response:
-        reservation = await service.reserve(schemas.read_qty(request, service.max_qty))
-        return json_response({"success": reservation.success, "remaining": reservation.remaining})
+        authorise(request)
+        qty = schemas.read_qty(request, service.max_qty)
+        return _reservation(await service.reserve(qty, schemas.idempotency_key(request)))
 
     async def release(request: Request) -> Response:
-        reservation = await service.release(schemas.read_qty(request, service.stock.capacity or 1))
-        return json_response({"success": reservation.success, "remaining": reservation.remaining})
+        authorise(request)
+        qty = schemas.read_qty(request, service.stock.capacity or 1)
+        return _reservation(await service.release(qty, schemas.idempotency_key(request)))
+
+    async def restock(request: Request) -> Response:
+        if secret is None:
+            raise HTTPError(403, "restock_disabled", "restocking over HTTP needs SERVICE_TOKEN to be set")
+        require_bearer(request, secret)
+        return _reservation(await service.restock(schemas.read_qty(request, 10**9)))
 
     routes = [
         Route(
@@ -37,27 +60,41 @@ def vacancy_routes(service: VacancyService, *, internal: bool = True) -> list[Ro
             tags=("vacancy",),
         )
     ]
-    if internal:
-        routes += [
-            Route(
-                "/api/v1/reserve",
-                frozenset({"POST"}),
-                reserve,
-                name="reserve",
-                summary="Take qty tickets, all or nothing (internal: called by Ticket)",
-                request_schema=schemas.QTY_BODY,
-                responses={200: schemas.RESERVATION, **_QTY_ERRORS},
-                tags=("vacancy",),
-            ),
-            Route(
-                "/api/v1/release",
-                frozenset({"POST"}),
-                release,
-                name="release",
-                summary="Put qty reserved tickets back on sale (internal)",
-                request_schema=schemas.QTY_BODY,
-                responses={200: schemas.RESERVATION, 409: schemas.ERROR, **_QTY_ERRORS},
-                tags=("vacancy",),
-            ),
-        ]
-    return routes
+    if not internal:
+        return routes
+    internal_call = {
+        "request_schema": schemas.QTY_BODY,
+        "parameters": (schemas.IDEMPOTENCY_KEY,),
+        "tags": ("vacancy",),
+    }
+    return [
+        *routes,
+        Route(
+            "/api/v1/reserve",
+            frozenset({"POST"}),
+            reserve,
+            name="reserve",
+            summary="Take qty tickets, all or nothing (internal: called by Ticket)",
+            responses={200: schemas.RESERVATION, **_QTY_ERRORS},
+            **internal_call,  # type: ignore[arg-type]
+        ),
+        Route(
+            "/api/v1/release",
+            frozenset({"POST"}),
+            release,
+            name="release",
+            summary="Put qty reserved tickets back on sale (internal)",
+            responses={200: schemas.RESERVATION, 409: schemas.ERROR, **_QTY_ERRORS},
+            **internal_call,  # type: ignore[arg-type]
+        ),
+        Route(
+            "/api/v1/restock",
+            frozenset({"POST"}),
+            restock,
+            name="restock",
+            summary="Put qty more tickets on sale (operators; needs SERVICE_TOKEN)",
+            request_schema=schemas.QTY_BODY,
+            responses={200: schemas.RESERVATION, 403: schemas.ERROR, **_QTY_ERRORS},
+            tags=("vacancy",),
+        ),
+    ]

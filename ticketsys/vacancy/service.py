@@ -14,12 +14,15 @@ class VacancyService:
     async def available(self) -> int:
         return self.stock.available
 
-    async def reserve(self, qty: int) -> Reservation:
-        return await self.stock.reserve(check_quantity(qty, self.max_qty))
+    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
+        return await self.stock.reserve(check_quantity(qty, self.max_qty), key)
 
-    async def release(self, qty: int) -> Reservation:
+    async def release(self, qty: int, key: str | None = None) -> Reservation:
         # Releases may return a whole order at once, so they are bounded by capacity, not MAX_QTY.
-        return await self.stock.release(check_quantity(qty, self.stock.capacity or 1))
+        return await self.stock.release(check_quantity(qty, self.stock.capacity or 1), key)
+
+    async def restock(self, qty: int) -> Reservation:
+        return await self.stock.restock(check_quantity(qty, 10**9))
 
     def __repr__(self) -> str:
         return f"<VacancyService {self.stock!r} max_qty={self.max_qty}>"

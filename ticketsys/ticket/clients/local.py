@@ -13,11 +13,11 @@ class LocalVacancyClient:
     async def available(self) -> int:
         return await self._service.available()
 
-    async def reserve(self, qty: int) -> Reservation:
-        return await self._service.reserve(qty)
+    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
+        return await self._service.reserve(qty, key)
 
-    async def release(self, qty: int) -> Reservation:
-        return await self._service.release(qty)
+    async def release(self, qty: int, key: str | None = None) -> Reservation:
+        return await self._service.release(qty, key)
 
     async def ready(self) -> bool:
         return True

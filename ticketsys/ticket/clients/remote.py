@@ -3,8 +3,11 @@
 One HTTP client (one pool of connections) opened at start-up and closed at shutdown. Its
 failures are translated to ``VacancyUnavailable`` here and only here.
 
-Retries: none. A reserve whose reply was lost may have taken stock; retrying it blindly could
-sell twice.
+Retries: a reserve or release carrying an idempotency key is repeated once when the
+connection failed (refused, or broken before the reply): Vacancy answers a repeated key with
+its first result, so a reserve whose reply was lost takes stock once. Without a key nothing
+is repeated. Timeouts are not repeated either: the buyer's own retry (with its key) is safe,
+and waiting twice would break the promise of a prompt 503.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import orjson
 
 from ticketsys.domain.errors import InvalidQuantity, VacancyUnavailable
 from ticketsys.domain.models import Reservation
-from ticketsys.http.client import ClientError, ClientTimeout, HttpClient
+from ticketsys.http.client import ClientError, ClientTimeout, ConnectError, HttpClient, RemoteProtocolError
 
 
 class RemoteVacancyClient:
@@ -41,11 +44,11 @@ class RemoteVacancyClient:
         except (KeyError, TypeError, ValueError):
             raise VacancyUnavailable(f"vacancy answered an unexpected body: {payload!r}") from None
 
-    async def reserve(self, qty: int) -> Reservation:
-        return _reservation(await self._call("POST", "/api/v1/reserve", {"qty": qty}))
+    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
+        return _reservation(await self._call("POST", "/api/v1/reserve", {"qty": qty}, key))
 
-    async def release(self, qty: int) -> Reservation:
-        return _reservation(await self._call("POST", "/api/v1/release", {"qty": qty}))
+    async def release(self, qty: int, key: str | None = None) -> Reservation:
+        return _reservation(await self._call("POST", "/api/v1/release", {"qty": qty}, key))
 
     async def ready(self) -> bool:
         try:
@@ -54,11 +57,20 @@ class RemoteVacancyClient:
             return False
         return True
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> dict[str, Any]:
         if self._http is None:
             raise VacancyUnavailable("vacancy client is not open")
+        content = None if body is None else orjson.dumps(body)
+        headers = (("idempotency-key", key),) if key is not None else ()
         try:
-            response = await self._http.request(method, path, None if body is None else orjson.dumps(body))
+            try:
+                response = await self._http.request(method, path, content, headers)
+            except (ConnectError, RemoteProtocolError):
+                if key is None:
+                    raise
+                response = await self._http.request(method, path, content, headers)
         except ClientTimeout as exc:
             raise VacancyUnavailable(f"vacancy did not answer in time: {exc}") from exc
         except ClientError as exc:
@@ -70,7 +82,7 @@ class RemoteVacancyClient:
         if response.status == 200 and isinstance(payload, dict):
             return payload
         message = payload.get("message", "") if isinstance(payload, dict) else ""
-        if response.status == 422:
+        if response.status == 422 and isinstance(payload, dict) and payload.get("error") == "invalid_field":
             raise InvalidQuantity(message or "vacancy refused the quantity")
         raise VacancyUnavailable(f"vacancy answered {response.status}: {message}")
 

@@ -1,0 +1,134 @@
+"""The apps' own endpoints in-process: orders, idempotency headers, service auth, restock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.asgi import AsgiResponse, call
+from ticketsys.apps.monolith import build_monolith
+from ticketsys.apps.vacancy import build_vacancy
+from ticketsys.config import Settings
+from ticketsys.http.application import App
+
+JSON = (b"content-type", b"application/json")
+TOKEN = "s3cret-token-0123456789"
+
+
+def _run(app: App, test: Callable[[App], Awaitable[None]]) -> None:
+    async def main() -> None:
+        await app.startup()
+        try:
+            await test(app)
+        finally:
+            await app.shutdown()
+
+    asyncio.run(main())
+
+
+async def _post(app: App, path: str, body: Any, *headers: tuple[bytes, bytes]) -> AsgiResponse:
+    return await call(app, "POST", path, orjson.dumps(body), [JSON, *headers])
+
+
+def test_purchase_answers_an_order_id_that_can_be_fetched() -> None:
+    async def test(app: App) -> None:
+        bought = (await _post(app, "/api/v1/purchase", {"qty": 5})).json()
+        assert bought["success"] is True and bought["remaining"] == 995
+        order = await call(app, "GET", f"/api/v1/orders/{bought['order_id']}")
+        assert order.status == 200
+        assert order.json()["qty"] == 5 and order.json()["remaining"] == 995
+        assert order.json()["created_at"].endswith("+00:00")
+
+    _run(build_monolith(Settings(initial_stock=1000)), test)
+
+
+def test_unknown_order_is_404_json() -> None:
+    async def test(app: App) -> None:
+        response = await call(app, "GET", "/api/v1/orders/nope")
+        assert (response.status, response.json()["error"]) == (404, "order_not_found")
+
+    _run(build_monolith(Settings()), test)
+
+
+def test_idempotency_key_header() -> None:
+    async def test(app: App) -> None:
+        key = (b"idempotency-key", b"order-1")
+        first = await _post(app, "/api/v1/purchase", {"qty": 2}, key)
+        again = await _post(app, "/api/v1/purchase", {"qty": 2}, key)
+        other = await _post(app, "/api/v1/purchase", {"qty": 3}, key)
+        assert again.body == first.body
+        assert (other.status, other.json()["error"]) == (422, "idempotency_conflict")
+        available = await call(app, "GET", "/api/v1/available")
+        assert available.json() == {"available": 98}
+
+    _run(build_monolith(Settings(initial_stock=100)), test)
+
+
+@pytest.mark.parametrize("key", [b"", b"has space", b"x" * 256, "é".encode()])
+def test_malformed_idempotency_keys_are_422(key: bytes) -> None:
+    async def test(app: App) -> None:
+        response = await _post(app, "/api/v1/purchase", {"qty": 1}, (b"idempotency-key", key))
+        assert (response.status, response.json()["error"]) == (422, "invalid_idempotency_key")
+
+    _run(build_monolith(Settings()), test)
+
+
+def test_monolith_has_no_internal_endpoints() -> None:
+    async def test(app: App) -> None:
+        for path in ("/api/v1/reserve", "/api/v1/release", "/api/v1/restock"):
+            assert (await _post(app, path, {"qty": 1})).status == 404
+
+    _run(build_monolith(Settings()), test)
+
+
+def test_vacancy_requires_the_service_token_when_set() -> None:
+    async def test(app: App) -> None:
+        anonymous = await _post(app, "/api/v1/reserve", {"qty": 1})
+        wrong = await _post(app, "/api/v1/reserve", {"qty": 1}, (b"authorization", b"Bearer nope"))
+        right = await _post(
+            app, "/api/v1/reserve", {"qty": 1}, (b"authorization", f"Bearer {TOKEN}".encode())
+        )
+        assert anonymous.status == wrong.status == 401
+        assert anonymous.headers[b"www-authenticate"].startswith(b"Bearer")
+        assert right.json() == {"success": True, "remaining": 9}
+        assert (await call(app, "GET", "/api/v1/available")).json() == {"available": 9}
+
+    _run(build_vacancy(Settings(initial_stock=10, service_token=TOKEN)), test)
+
+
+def test_restock_needs_a_token() -> None:
+    async def without(app: App) -> None:
+        response = await _post(app, "/api/v1/restock", {"qty": 5})
+        assert (response.status, response.json()["error"]) == (403, "restock_disabled")
+
+    async def with_token(app: App) -> None:
+        bearer = (b"authorization", f"Bearer {TOKEN}".encode())
+        response = await _post(app, "/api/v1/restock", {"qty": 5}, bearer)
+        assert response.json() == {"success": True, "remaining": 15}
+
+    _run(build_vacancy(Settings(initial_stock=10)), without)
+    _run(build_vacancy(Settings(initial_stock=10, service_token=TOKEN)), with_token)
+
+
+def test_vacancy_reserve_keys_are_idempotent() -> None:
+    async def test(app: App) -> None:
+        key = (b"idempotency-key", b"r-1")
+        first = await _post(app, "/api/v1/reserve", {"qty": 4}, key)
+        again = await _post(app, "/api/v1/reserve", {"qty": 4}, key)
+        assert first.json() == again.json() == {"success": True, "remaining": 6}
+
+    _run(build_vacancy(Settings(initial_stock=10)), test)
+
+
+def test_openapi_documents_orders_and_the_idempotency_header() -> None:
+    async def test(app: App) -> None:
+        document = (await call(app, "GET", "/openapi.json")).json()
+        assert "/api/v1/orders/{order_id}" in document["paths"]
+        parameters = document["paths"]["/api/v1/purchase"]["post"]["parameters"]
+        assert parameters[0]["name"] == "Idempotency-Key"
+
+    _run(build_monolith(Settings()), test)
