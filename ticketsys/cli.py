@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -41,16 +42,26 @@ def parser() -> argparse.ArgumentParser:
         epilog="Configuration also comes from the environment and a .env file; see README.md.",
     )
     root.add_argument("--version", action="version", version=f"ticketsys {__version__}")
-    commands = root.add_subparsers(dest="command", required=True, metavar="{monolith,vacancy,ticket}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="{monolith,vacancy,ticket,restock}")
     for name, (port_variable, _, summary) in SERVICES.items():
         sub = commands.add_parser(name, help=f"serve {summary}", description=f"Serve {summary}.")
         sub.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
         sub.add_argument("--port", help=f"port ({port_variable})")
+    restock = commands.add_parser(
+        "restock",
+        help="put more tickets on sale in the store under DATA_DIR (the service must be stopped)",
+        description="Add QTY tickets to the durable stock store under DATA_DIR. The store has one "
+        "owner: stop the service first, or use POST /api/v1/restock with SERVICE_TOKEN on Vacancy.",
+    )
+    restock.add_argument("qty", type=int, help="tickets to add")
+    restock.add_argument("--data-dir", help="the store's directory (DATA_DIR, default ./data)")
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "restock":
+        return restock(args.qty, args.data_dir)
     port_variable, mode, _ = SERVICES[args.command]
     overrides = {"DEPLOYMENT_MODE": mode.value}
     if args.host is not None:
@@ -68,6 +79,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     return serve(args.command, settings)
+
+
+def restock(qty: int, data_dir: str | None) -> int:
+    from ticketsys.apps.stores import stock_store
+    from ticketsys.storage.journal import StoreLocked
+
+    try:
+        settings = load_settings({"DATA_DIR": data_dir} if data_dir else {})
+    except ConfigError as exc:
+        print(f"ticketsys: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if qty < 1:
+        print("ticketsys: restock: QTY must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    if settings.stock_store == "memory":
+        print("ticketsys: restock: STOCK_STORE=memory has nothing to restock", file=sys.stderr)
+        return EXIT_CONFIG
+    stock = stock_store(settings)
+
+    async def run() -> None:
+        await stock.open()
+        try:
+            await stock.restock(qty)
+        finally:
+            await stock.close()
+
+    try:
+        asyncio.run(run())
+    except StoreLocked as exc:
+        print(f"ticketsys: restock: {exc}", file=sys.stderr)
+        return 1
+    print(f"restocked {qty}: {stock.available} of {stock.capacity} available in {settings.data_dir}")
+    return 0
 
 
 def serve(service: str, settings: Settings) -> int:
