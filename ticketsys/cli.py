@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def restock(qty: int, data_dir: str | None) -> int:
     from ticketsys.apps.stores import stock_store
+    from ticketsys.domain.errors import StoreUnavailable
     from ticketsys.storage.journal import StoreLocked
 
     try:
@@ -98,19 +99,20 @@ def restock(qty: int, data_dir: str | None) -> int:
         return EXIT_CONFIG
     stock = stock_store(settings)
 
-    async def run() -> None:
+    async def run() -> int:
         await stock.open()
         try:
-            await stock.restock(qty)
+            return (await stock.restock(qty)).remaining
         finally:
             await stock.close()
 
     try:
-        asyncio.run(run())
-    except StoreLocked as exc:
+        available = asyncio.run(run())
+    except (StoreLocked, StoreUnavailable) as exc:
         print(f"ticketsys: restock: {exc}", file=sys.stderr)
         return 1
-    print(f"restocked {qty}: {stock.available} of {stock.capacity} available in {settings.data_dir}")
+    where = settings.stock_store if settings.shared_store else settings.data_dir
+    print(f"restocked {qty}: {available} available in {where}")
     return 0
 
 

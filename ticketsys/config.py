@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ticketsys.domain.models import MAX_STOCK
+
 
 class DeploymentMode(StrEnum):
     MONOLITH = "monolith"
@@ -45,6 +47,7 @@ class Settings:
     stock_store: str = "memory"
     data_dir: str = "./data"
     fsync: str = "everysec"
+    redis_timeout: float = 0.5
     idempotency_ttl: float = 24 * 3600.0
     service_token: str = ""
     keepalive_timeout: float = 5.0
@@ -53,6 +56,11 @@ class Settings:
 
     def port_for(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether the stock lives outside this process (so replicas may share it)."""
+        return self.stock_store.startswith(("redis://", "rediss://"))
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -117,6 +125,19 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _store(raw: str) -> str:
+    value = raw.strip()
+    if value in ("journal", "memory"):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme in ("redis", "rediss") and parts.hostname:
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError("a Redis URL's path is its database number, e.g. redis://host:6379/0")
+        return value
+    raise ValueError("must be 'journal', 'memory' or a redis://host:port/db URL")
+
+
 def _path(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must be a directory path")
@@ -136,7 +157,7 @@ _PORT = _integer(1, 65535)
 # Environment variable -> (Settings field, parser). The variable is the field's name upper-cased.
 PARSERS: dict[str, Callable[[str], Any]] = {
     "DEPLOYMENT_MODE": _mode,
-    "INITIAL_STOCK": _integer(0, 10**12),
+    "INITIAL_STOCK": _integer(0, MAX_STOCK),
     "MONOLITH_PORT": _PORT,
     "VACANCY_PORT": _PORT,
     "TICKET_PORT": _PORT,
@@ -148,9 +169,10 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "VACANCY_TIMEOUT": _seconds(0.001, 300),
     "VACANCY_POOL_SIZE": _integer(1, 10_000),
     "VACANCY_CLIENT": _choice("pool", "httpx"),
-    "STOCK_STORE": _choice("journal", "memory"),
+    "STOCK_STORE": _store,
     "DATA_DIR": _path,
     "FSYNC": _choice("always", "everysec", "no"),
+    "REDIS_TIMEOUT": _seconds(0.001, 60),
     "IDEMPOTENCY_TTL": _seconds(1, 365 * 24 * 3600),
     "SERVICE_TOKEN": _token,
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),

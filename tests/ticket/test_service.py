@@ -29,7 +29,7 @@ def test_purchase_reserves_records_and_reports_remaining() -> None:
     order = asyncio.run(ticket.purchase(5))
     assert (order.qty, order.remaining) == (5, 995)
     assert stock.available == 995
-    assert ticket.order(order.order_id) == order
+    assert asyncio.run(ticket.order(order.order_id)) == order
 
 
 def test_sold_out_takes_nothing() -> None:
@@ -122,6 +122,6 @@ def test_orders_and_keys_survive_a_restart(tmp_path: Path) -> None:
     first = asyncio.run(ticket.purchase(5, key="k"))
     asyncio.run(orders.close())
     orders = book()
-    assert orders.get(first.order_id) == first
-    assert orders.recall("k", "qty=5") == first
+    assert asyncio.run(orders.get(first.order_id)) == first
+    assert asyncio.run(orders.recall("k", "qty=5")) == first
     asyncio.run(orders.close())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ticketsys.domain.models import Reservation
+from ticketsys.domain.models import Order, Reservation
 
 
 class VacancyClient(Protocol):
@@ -37,3 +37,55 @@ class VacancyClient(Protocol):
     async def close(self) -> None:
         """Release them; called once at shutdown."""
         ...
+
+
+class StockStore(Protocol):
+    """Where the stock lives: in this process (``StockManager``, in memory or on a journal)
+    or in a shared engine (``RedisStock``). Every change is all-or-nothing."""
+
+    async def current(self) -> int:
+        """Tickets available now."""
+        ...
+
+    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
+        """Take ``qty`` if that many are left; a repeated ``key`` returns its first result."""
+        ...
+
+    async def release(self, qty: int, key: str | None = None) -> Reservation:
+        """Put ``qty`` back; raises ``OverRelease`` past the capacity."""
+        ...
+
+    async def restock(self, qty: int) -> Reservation:
+        """Add ``qty`` to both the capacity and the available tickets."""
+        ...
+
+    async def open(self) -> None:
+        """Connect or recover; ``INITIAL_STOCK`` seeds only a store being created."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class OrderStore(Protocol):
+    """Orders and the idempotency keys of the purchases that made them."""
+
+    async def get(self, order_id: str) -> Order | None: ...
+
+    async def recall(self, key: str, fingerprint: str) -> Order | None:
+        """The order an earlier purchase with ``key`` made; ``IdempotencyConflict`` if that
+        purchase asked for something else (another ``fingerprint``)."""
+        ...
+
+    async def add(self, order: Order, key: str | None, fingerprint: str) -> Order:
+        """Record ``order`` and return the order on record for ``key``: ``order`` itself, or
+        the one another process recorded first for the same key. Raises ``StoreUnavailable``
+        only if nothing was recorded."""
+        ...
+
+    async def durable(self) -> None:
+        """Wait until what was added is as durable as the store promises."""
+        ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from ticketsys.domain.errors import InvalidQuantity
 
+# The most tickets one store may hold; also bounds a release or restock request.
+MAX_STOCK = 10**12
+
 
 @dataclass(frozen=True, slots=True)
 class Reservation:

@@ -57,10 +57,10 @@ class OrderBook:
         if self._journal is not None:
             await self._journal.close(self._state())
 
-    def get(self, order_id: str) -> Order | None:
+    async def get(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
 
-    def recall(self, key: str, fingerprint: str) -> Order | None:
+    async def recall(self, key: str, fingerprint: str) -> Order | None:
         """The order an earlier purchase with ``key`` made, if any."""
         self._forget_expired(time.time())
         seen = self._keys.get(key)
@@ -70,9 +70,10 @@ class OrderBook:
             raise IdempotencyConflict(key)
         return self._orders[seen.order_id]
 
-    def add(self, order: Order, key: str | None, fingerprint: str) -> None:
+    async def add(self, order: Order, key: str | None, fingerprint: str) -> Order:
         """Record ``order`` (to the kernel, with a journal). ``StoreUnavailable`` means it was
-        not recorded at all; then nothing here changed."""
+        not recorded at all; then nothing here changed. One process owns this book, so the
+        order on record for ``key`` is always ``order`` (TicketService serialises a key)."""
         if self._journal is not None:
             record = {"order": asdict(order), "key": key, "fingerprint": fingerprint}
             try:
@@ -80,6 +81,7 @@ class OrderBook:
             except OSError as exc:
                 raise StoreUnavailable(f"cannot record the order: {exc}") from exc
         self._remember(order, key, fingerprint)
+        return order
 
     async def durable(self) -> None:
         """Wait until what was added is as durable as the fsync policy promises."""

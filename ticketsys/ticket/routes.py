@@ -38,7 +38,7 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
         )
 
     async def order(request: Request) -> Response:
-        found = service.order(request.path_params["order_id"])
+        found = await service.order(request.path_params["order_id"])
         if found is None:
             raise HTTPError(404, "order_not_found", "no order with this id")
         return json_response(_order_json(found))

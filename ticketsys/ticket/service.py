@@ -18,15 +18,14 @@ import time
 import uuid
 
 from ticketsys.domain.errors import IdempotencyConflict, SoldOut, StoreUnavailable, VacancyUnavailable
-from ticketsys.domain.interfaces import VacancyClient
+from ticketsys.domain.interfaces import OrderStore, VacancyClient
 from ticketsys.domain.models import Order, check_quantity
-from ticketsys.ticket.orders import OrderBook
 
 log = logging.getLogger("ticketsys.ticket")
 
 
 class TicketService:
-    def __init__(self, vacancy: VacancyClient, orders: OrderBook, max_qty: int) -> None:
+    def __init__(self, vacancy: VacancyClient, orders: OrderStore, max_qty: int) -> None:
         self.vacancy = vacancy
         self.orders = orders
         self.max_qty = max_qty
@@ -37,7 +36,7 @@ class TicketService:
         if key is None:
             return await self._purchase(qty, None, "", uuid.uuid4().hex)
         fingerprint = f"qty={qty}"
-        done = self.orders.recall(key, fingerprint)
+        done = await self.orders.recall(key, fingerprint)
         if done is not None:
             return done
         running = self._in_flight.get(key)
@@ -65,12 +64,12 @@ class TicketService:
             raise SoldOut(qty, reservation.remaining)
         order = Order(uuid.uuid4().hex, qty, time.time(), reservation.remaining)
         try:
-            self.orders.add(order, key, fingerprint)
+            recorded = await self.orders.add(order, key, fingerprint)
         except StoreUnavailable:
             await self._compensate(qty, reserve_key)
             raise
         await self.orders.durable()
-        return order
+        return recorded
 
     async def _compensate(self, qty: int, reserve_key: str) -> None:
         try:
@@ -81,8 +80,8 @@ class TicketService:
         else:
             log.warning("released %d tickets: their order could not be recorded", qty)
 
-    def order(self, order_id: str) -> Order | None:
-        return self.orders.get(order_id)
+    async def order(self, order_id: str) -> Order | None:
+        return await self.orders.get(order_id)
 
     async def available(self) -> int:
         return await self.vacancy.available()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticketsys.domain import schemas
-from ticketsys.domain.models import Reservation
+from ticketsys.domain.models import MAX_STOCK, Reservation
 from ticketsys.http.auth import require_bearer
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.requests import Request
@@ -40,14 +40,14 @@ def vacancy_routes(
 
     async def release(request: Request) -> Response:
         authorise(request)
-        qty = schemas.read_qty(request, service.stock.capacity or 1)
+        qty = schemas.read_qty(request, MAX_STOCK)
         return _reservation(await service.release(qty, schemas.idempotency_key(request)))
 
     async def restock(request: Request) -> Response:
         if secret is None:
             raise HTTPError(403, "restock_disabled", "restocking over HTTP needs SERVICE_TOKEN to be set")
         require_bearer(request, secret)
-        return _reservation(await service.restock(schemas.read_qty(request, 10**9)))
+        return _reservation(await service.restock(schemas.read_qty(request, MAX_STOCK)))
 
     routes = [
         Route(

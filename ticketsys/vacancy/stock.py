@@ -53,9 +53,8 @@ class StockManager:
     def available(self) -> int:
         return self._available
 
-    @property
-    def durable(self) -> bool:
-        return self._journal is not None
+    async def current(self) -> int:
+        return self._available
 
     # -- lifecycle ---------------------------------------------------------------------------
 
