@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_server import RedisServer, redis_server, redis_url, running_redis  # noqa: F401
+from tests.redis_server import RedisServer, running_redis
 from ticketsys.domain.errors import IdempotencyConflict, OverRelease, StoreUnavailable
 from ticketsys.domain.models import Order, Reservation
 from ticketsys.storage.redis import connect
