@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    # Request line plus all header lines. nginx answers 400/414 past 8 KiB a line and 32 KiB in
-    # all (large_client_header_buffers 4 8k); h11 stops at 16 KiB. Our clients send ~200 bytes.
+    # Request line plus all header lines, an unfinished line included (server.data_received).
+    # nginx answers 400/414 past 8 KiB a line and 32 KiB in all (large_client_header_buffers
+    # 4 8k); h11 stops at 16 KiB. Our clients send ~200 bytes.
     max_header_bytes: int = 16 * 1024
     # Apache's LimitRequestFields default. A flood of tiny headers costs CPU per header.
     max_headers: int = 100

@@ -2,8 +2,8 @@
 
 Shutdown order on SIGTERM/SIGINT: stop accepting; close idle connections; let each busy
 connection answer every request it has already received (the last answer says
-``connection: close``); after ``shutdown_grace`` cut what is left; then the app's lifespan
-shutdown. The process then exits 0.
+``connection: close``); after ``shutdown_grace`` cut what is left and cancel its handlers;
+then the app's lifespan shutdown. The process then exits 0.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ log = logging.getLogger("ticketsys.server")
 # Connections waiting in the kernel's accept queue: a burst of 10,000 buyers opening sockets
 # at once should queue, not be refused. The kernel caps it at net.core.somaxconn.
 BACKLOG = 4096
+# After the grace period, how long cancelled handlers get to unwind before lifespan shutdown.
+CANCEL_WAIT = 1.0
 
 
 class Server:
@@ -36,16 +38,22 @@ class Server:
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
-        """Run the app's start-up, then listen. Start-up errors propagate (and nothing listens)."""
+        """Run the app's start-up, then listen; return once listening. Start-up errors
+        propagate (and nothing listens); if listening fails, the app is shut down again."""
         await self.lifespan.startup()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: HttpConnection(self.state),
-            self.host,
-            self.port,
-            backlog=BACKLOG,
-            reuse_address=True,
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: HttpConnection(self.state),
+                self.host,
+                self.port,
+                backlog=BACKLOG,
+                reuse_address=True,
+            )
+        except BaseException:
+            # The port is taken (or the host is wrong): what start-up opened must not leak.
+            await self.lifespan.shutdown()
+            raise
         if self.port == 0:
             self.port = self.sockets[0].getsockname()[1]
 
@@ -78,12 +86,29 @@ class Server:
             self._server.close()
         for conn in list(self.state.connections):
             conn.shutdown()
-        deadline = asyncio.get_running_loop().time() + self.state.limits.shutdown_grace
-        while self.state.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
-        for conn in list(self.state.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+        try:
+            await asyncio.wait_for(self._drained(), self.state.limits.shutdown_grace)
+        except TimeoutError:
+            log.warning(
+                "shutdown grace over: cutting %d connection(s), cancelling %d request(s)",
+                len(self.state.connections),
+                len(self.state.tasks),
+            )
+            for conn in list(self.state.connections):
+                conn.abort()
+            tasks = set(self.state.tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                # Let cancelled handlers run their cleanup before the app's own shutdown
+                # closes what they use; one that ignores cancellation is not waited for long.
+                await asyncio.wait(tasks, timeout=CANCEL_WAIT)
         if self._server is not None:
             await self._server.wait_closed()
         await self.lifespan.shutdown()
+
+    async def _drained(self) -> None:
+        """Every connection closed and every handler returned (even one whose client left)."""
+        await self.state.all_closed.wait()
+        while self.state.tasks:
+            await asyncio.wait(set(self.state.tasks))

@@ -11,9 +11,12 @@ Timers: one handle per connection, re-armed only through ``_arm_timer`` (which c
 previous). While idle it is the keep-alive timer (close quietly); from the first byte of a
 request until its last it is the request timer (408, close).
 
-Protocol errors (garbage, smuggling attempts, oversize heads or bodies) are answered with a
-JSON error and ``Connection: close`` after whatever was already queued, then the connection
-closes; the process never notices.
+Ending a connection. Once the connection is known to end -- a protocol error, a request that
+asked to close, a request timeout, or server shutdown -- it accepts no new request
+(``_last_request`` is set): bytes after that point are ignored. What was already received
+is answered in order; the last response says ``Connection: close``; then the transport
+closes. Protocol errors (garbage, smuggling attempts, oversize heads or bodies) are answered
+with a JSON error in that way; the process never notices.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote
@@ -39,6 +43,7 @@ log = logging.getLogger("ticketsys.server")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 _INTERNAL_ERROR = error_response(HTTPError(500, "internal_error", "internal server error"))
+_HEADERS_TOO_LARGE = HTTPError(431, "headers_too_large", "request headers too large")
 
 
 class _DateHeader:
@@ -67,20 +72,54 @@ class ServerState:
         self.limits = limits
         self.connections: set[HttpConnection] = set()
         self.closing = False
+        # Every connection's worker task, until done: the loop keeps only weak references to
+        # tasks, and a handler may outlive its connection (the client left mid-request).
+        self.tasks: set[asyncio.Task[None]] = set()
+        # Set whenever no connection is open: the runner's shutdown waits on it.
+        self.all_closed = asyncio.Event()
+        self.all_closed.set()
+
+    def add(self, conn: HttpConnection) -> None:
+        self.connections.add(conn)
+        self.all_closed.clear()
+
+    def discard(self, conn: HttpConnection) -> None:
+        self.connections.discard(conn)
+        if not self.connections:
+            self.all_closed.set()
 
 
 class _Incoming:
     """A request being assembled by the parser callbacks."""
 
-    __slots__ = ("url", "headers", "body", "head_bytes", "method", "keep_alive")
+    __slots__ = (
+        "body",
+        "continue_pending",
+        "head_bytes",
+        "headers",
+        "http_version",
+        "in_head",
+        "keep_alive",
+        "method",
+        "raw_head_bytes",
+        "url",
+    )
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = b""
-        self.head_bytes = 0
+        self.head_bytes = 0  # request line and header fields, as the callbacks report them
+        self.raw_head_bytes = 0  # bytes received while the head was still open: see data_received
+        self.in_head = True
         self.method = ""
+        self.http_version = "1.1"
         self.keep_alive = True
+        self.continue_pending = False
+
+
+class _StopParsing(Exception):
+    """Raised by ``on_message_begin`` once the connection accepts no new request."""
 
 
 class HttpConnection(asyncio.Protocol):
@@ -99,9 +138,15 @@ class HttpConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writable = asyncio.Event()
         self._writable.set()
-        self._close_after_queue = False
+        self._last_request = False  # no new request will be accepted on this connection
         self.closed = False
         self.disconnected = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return (
+            f"<HttpConnection client={self.client_addr} queued={len(self._queue)} "
+            f"busy={self._worker is not None} closed={self.closed}>"
+        )
 
     # -- transport callbacks ---------------------------------------------------------------
 
@@ -113,33 +158,51 @@ class HttpConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server_addr = _address(transport.get_extra_info("sockname"))
         self.client_addr = _address(transport.get_extra_info("peername"))
-        self.state.connections.add(self)
+        self.state.add(self)
+        if self.state.closing:  # accepted in the instant the server began to shut down
+            self.close()
+            return
         self._arm_timer(self.limits.keepalive_timeout, self._idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.state.connections.discard(self)
+        self.state.discard(self)
         self._cancel_timer()
         self.disconnected.set()
         self._writable.set()  # wake a writer stuck in drain(); it will see `closed`
 
     def data_received(self, data: bytes) -> None:
-        if self._close_after_queue:
-            return  # an error is queued and the connection will close: ignore the rest
+        incoming = self._incoming
+        if self._last_request and incoming is None:
+            return  # the connection is ending: nothing after this point is a request
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # No upgrades here (no websockets, no h2c): answer what was parsed, then close.
             self._finish_with(None)
+            return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
+            if isinstance(cause, _StopParsing):
+                return
             if isinstance(cause, HTTPError):
                 self._finish_with(error_response(cause))
             else:
-                log.exception("parser callback failed", exc_info=cause)
+                log.error("parser callback failed", exc_info=cause)
                 self._finish_with(_INTERNAL_ERROR)
+            return
         except httptools.HttpParserError as exc:
             self._finish_with(error_response(HTTPError(400, "bad_request", f"malformed request: {exc}")))
+            return
+        # httptools buffers a header name or value until its line ends, so a client sending
+        # one endless header line would never reach on_header's check, and the buffer grows
+        # (quadratically: it is re-concatenated per chunk). Count the chunks that fell wholly
+        # inside one request's head; what escapes the count is at most the chunks where the
+        # head began and ended, so memory stays within the limit plus two reads.
+        if incoming is not None and incoming.in_head and self._incoming is incoming:
+            incoming.raw_head_bytes += len(data)
+            if incoming.raw_head_bytes > self.limits.max_header_bytes:
+                self._finish_with(error_response(_HEADERS_TOO_LARGE))
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -150,6 +213,9 @@ class HttpConnection(asyncio.Protocol):
     # -- parser callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._last_request:
+            # Pipelined bytes after a request that closes the connection: not ours to answer.
+            raise _StopParsing
         self._incoming = _Incoming()
         self._arm_timer(self.limits.request_timeout, self._request_timeout)
 
@@ -167,6 +233,10 @@ class HttpConnection(asyncio.Protocol):
         incoming.head_bytes += len(name) + len(value) + 4
         if incoming.head_bytes > self.limits.max_header_bytes:
             raise HTTPError(431, "headers_too_large", "request headers too large")
+        if not incoming.in_head:
+            # A chunked body's trailer field: counted against the limit, but not merged into
+            # the headers the app sees (RFC 9110 §6.5.1: the server cannot know it is safe).
+            return
         if len(incoming.headers) >= self.limits.max_headers:
             raise HTTPError(431, "too_many_headers", "too many request headers")
         incoming.headers.append((name.lower(), value))
@@ -174,19 +244,41 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         incoming = self._incoming
         assert incoming is not None
+        incoming.in_head = False
         incoming.method = self.parser.get_method().decode("ascii")
+        incoming.http_version = self.parser.get_http_version()
         incoming.keep_alive = self.parser.should_keep_alive()
         expects_continue = False
+        hosts = 0
         for name, value in incoming.headers:
+            if name == b"host":
+                hosts += 1
+            # llhttp has already refused invalid or duplicate Content-Length, and
+            # Content-Length together with Transfer-Encoding, so int() cannot fail here.
             if name == b"content-length" and int(value) > self.limits.max_body_bytes:
                 raise _body_too_large(self.limits)
-            if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
-                # llhttp accepts "gzip, chunked"; we decode no codings, so refuse (RFC 9112 §6.1).
-                raise HTTPError(501, "unsupported_transfer_encoding", "only chunked is supported")
+            if name == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    # llhttp accepts "gzip, chunked"; we decode no codings: refuse (RFC 9112 §6.1).
+                    raise HTTPError(501, "unsupported_transfer_encoding", "only chunked is supported")
+                if incoming.http_version == "1.0":
+                    # HTTP/1.0 has no chunked coding: the framing is suspect, so answer and
+                    # close (RFC 9112 §6.1). llhttp would keep the connection alive.
+                    incoming.keep_alive = False
             if name == b"expect" and value.lower() == b"100-continue":
-                expects_continue = True
-        if expects_continue and self.transport is not None and not self._queue:
-            self.transport.write(_CONTINUE)
+                # An HTTP/1.0 client cannot understand 1xx (RFC 9110 §10.1.1: ignore it).
+                expects_continue = incoming.http_version != "1.0"
+        if hosts > 1 or (hosts == 0 and incoming.http_version != "1.0"):
+            # RFC 9112 §3.2 requires 400 here, as h11 does: with two Hosts a proxy in front of
+            # us and we could each route the request to a different place.
+            raise HTTPError(400, "bad_request", "exactly one Host header is required")
+        if expects_continue:
+            if self._worker is None:
+                self._write_raw(_CONTINUE)
+            else:
+                # Written now, it would land inside the answer to an earlier request still in
+                # flight: the worker sends it once everything before this request is answered.
+                incoming.continue_pending = True
 
     def on_body(self, body: bytes) -> None:
         incoming = self._incoming
@@ -201,6 +293,8 @@ class HttpConnection(asyncio.Protocol):
         self._incoming = None
         self._cancel_timer()
         self._enqueue(RequestCycle(self, incoming))
+        if not incoming.keep_alive:
+            self._last_request = True
 
     # -- the queue of requests, answered in order ------------------------------------------
 
@@ -209,11 +303,14 @@ class HttpConnection(asyncio.Protocol):
         if len(self._queue) > self.limits.max_pipelined:
             self._pause_reading()
         if self._worker is None:
-            self._worker = self.loop.create_task(self._answer_queue())
+            self._worker = task = self.loop.create_task(self._answer_queue())
+            self.state.tasks.add(task)
+            task.add_done_callback(self.state.tasks.discard)
 
     def _finish_with(self, error: Response | None) -> None:
-        """Stop reading; answer what is queued, then ``error`` if any, then close."""
-        self._close_after_queue = True
+        """Accept nothing more; answer what is queued, then ``error`` if any, then close."""
+        self._last_request = True
+        self._incoming = None  # a half-parsed request is abandoned, and so is the parser
         self._cancel_timer()
         if error is not None:
             self._enqueue(error)
@@ -221,14 +318,17 @@ class HttpConnection(asyncio.Protocol):
             self.close()
 
     async def _answer_queue(self) -> None:
+        keep_open = True
         try:
             while self._queue and not self.closed:
                 item = self._queue.popleft()
                 if isinstance(item, Response):  # a protocol error: the last thing said here
                     self.write_response(item, keep_alive=False)
+                    keep_open = False
                     break
                 await item.run()
                 if not item.keep_alive:
+                    keep_open = False  # it said "connection: close": anything behind it is dropped
                     break
                 if self._reading_paused and len(self._queue) <= self.limits.max_pipelined // 2:
                     self._resume_reading()
@@ -236,9 +336,18 @@ class HttpConnection(asyncio.Protocol):
             self._worker = None
         if self.closed:
             return
-        if self._queue or self._close_after_queue or self.state.closing:
-            self.close()  # a response said "connection: close"; anything behind it is dropped
-        elif self._incoming is None:
+        incoming = self._incoming
+        if not keep_open:
+            self.close()
+        elif incoming is not None:
+            # A request is still arriving (its timer runs); if it asked for 100-continue while
+            # we were busy, now is its turn.
+            if incoming.continue_pending:
+                incoming.continue_pending = False
+                self._write_raw(_CONTINUE)
+        elif self._last_request or self.state.closing:
+            self.close()  # shutdown began after the last response was written
+        else:
             self._arm_timer(self.limits.keepalive_timeout, self._idle_timeout)
 
     def response_keeps_alive(self, request_keep_alive: bool) -> bool:
@@ -246,17 +355,26 @@ class HttpConnection(asyncio.Protocol):
         client asked to close, nor if it is the last one before a shutdown or an error."""
         if not request_keep_alive:
             return False
-        is_last = not self._queue
-        return not (is_last and (self._close_after_queue or self.state.closing))
+        is_last = not self._queue and self._incoming is None
+        return not (is_last and (self._last_request or self.state.closing))
 
     # -- writing ---------------------------------------------------------------------------
 
     def write_response(
-        self, response: Response, *, keep_alive: bool, head: bool = False, length: int | None = None
+        self,
+        response: Response,
+        *,
+        keep_alive: bool,
+        head: bool = False,
+        length: int | None = None,
+        http10: bool = False,
     ) -> None:
-        """Write a whole response. ``head`` omits the body but keeps its declared ``length``."""
-        if self.closed or self.transport is None:
-            return
+        """Write a whole response. ``head`` omits the body but keeps its declared ``length``.
+        ``http10``: an HTTP/1.0 client assumes close unless told ``keep-alive``."""
+        if keep_alive:
+            ending = b"connection: keep-alive\r\n\r\n" if http10 else b"\r\n"
+        else:
+            ending = b"connection: close\r\n\r\n"
         head_block = (
             status_line(response.status)
             + b"content-type: "
@@ -264,9 +382,15 @@ class HttpConnection(asyncio.Protocol):
             + b"\r\ncontent-length: %d\r\n" % (len(response.body) if length is None else length)
             + b"".join(name + b": " + value + b"\r\n" for name, value in response.headers)
             + DATE.line()
-            + (b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+            + ending
         )
-        self.transport.write(head_block if head else head_block + response.body)
+        self._write_raw(head_block if head else head_block + response.body)
+
+    def _write_raw(self, data: bytes) -> None:
+        # After close() (or the runner's abort) the transport may still exist for a moment;
+        # writing to it then raises in uvloop, inside the app's send().
+        if not self.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     async def drain(self) -> None:
         if not self._writable.is_set():
@@ -274,7 +398,7 @@ class HttpConnection(asyncio.Protocol):
 
     # -- timers and closing ----------------------------------------------------------------
 
-    def _arm_timer(self, delay: float, callback: Any) -> None:
+    def _arm_timer(self, delay: float, callback: Callable[[], None]) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self.loop.call_later(delay, callback)
@@ -291,6 +415,11 @@ class HttpConnection(asyncio.Protocol):
 
     def _request_timeout(self) -> None:
         self._timer = None
+        if self._reading_paused:
+            # We stopped reading (too many pipelined requests waiting): the stall is ours,
+            # not the client's. Give it another period; we will be reading again by then.
+            self._arm_timer(self.limits.request_timeout, self._request_timeout)
+            return
         self._finish_with(error_response(HTTPError(408, "request_timeout", "request not received in time")))
 
     def _pause_reading(self) -> None:
@@ -304,16 +433,21 @@ class HttpConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def shutdown(self) -> None:
-        """Server shutdown: close if idle, else finish what was received and close after."""
-        self._pause_reading()
+        """Server shutdown: accept no new request; close now if idle, else once every
+        request already received (even partly: its timer bounds it) has been answered."""
+        self._last_request = True
         if self._worker is None and self._incoming is None:
             self.close()
-        elif self._worker is None:
-            self._finish_with(None)
 
     def close(self) -> None:
+        self._cancel_timer()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection now, unanswered (the runner, when the shutdown grace is over)."""
+        if self.transport is not None:
+            self.transport.abort()
 
 
 def _body_too_large(limits: ServerLimits) -> HTTPError:
@@ -326,22 +460,43 @@ def _address(value: Any) -> tuple[str, int] | None:
     return None
 
 
+def _target(url: bytes) -> tuple[bytes, bytes]:
+    """The path and query of a request target (origin-form, or absolute-form from a proxy)."""
+    raw_path, _, query = url.partition(b"?")
+    if raw_path.startswith(b"/"):
+        return raw_path, query
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        # llhttp lets "http://" or "http://a:99999/" through; they name no resource.
+        raise HTTPError(400, "bad_request", "malformed request target") from None
+    return parsed.path or b"/", parsed.query or b""
+
+
 class RequestCycle:
     """One request and its response: the ASGI ``receive``/``send`` pair and their flags."""
 
-    __slots__ = ("conn", "scope", "body", "keep_alive", "started", "complete", "status", "headers", "_body_sent")
+    __slots__ = (
+        "_body_sent",
+        "body",
+        "complete",
+        "conn",
+        "headers",
+        "http10",
+        "keep_alive",
+        "scope",
+        "started",
+        "status",
+    )
 
     def __init__(self, conn: HttpConnection, incoming: _Incoming) -> None:
         self.conn = conn
-        raw_path, _, query = incoming.url.partition(b"?")
-        if not raw_path.startswith(b"/"):  # absolute-form (a proxy-style request)
-            parsed = httptools.parse_url(incoming.url)
-            raw_path, query = parsed.path or b"/", parsed.query or b""
+        raw_path, query = _target(incoming.url)
         path = raw_path.decode("latin-1")
         self.scope: Scope = {
             "type": "http",
             "asgi": _ASGI,
-            "http_version": "1.1",
+            "http_version": incoming.http_version,
             "server": conn.server_addr,
             "client": conn.client_addr,
             "scheme": "http",
@@ -354,6 +509,7 @@ class RequestCycle:
         }
         self.body = incoming.body
         self.keep_alive = incoming.keep_alive
+        self.http10 = incoming.http_version == "1.0"
         self.started = False
         self.complete = False
         self.status = 0
@@ -367,9 +523,9 @@ class RequestCycle:
             log.exception("application error in %s %s", self.scope["method"], self.scope["path"])
             if not self.started:
                 self.keep_alive = self.conn.response_keeps_alive(self.keep_alive)
-                self.conn.write_response(_INTERNAL_ERROR, keep_alive=self.keep_alive)
-            else:
-                self.keep_alive = False
+                self.conn.write_response(_INTERNAL_ERROR, keep_alive=self.keep_alive, http10=self.http10)
+            elif not self.complete:
+                self.keep_alive = False  # half a response is out: only closing can end it
             return
         if not self.complete:
             if not self.started:
@@ -419,9 +575,11 @@ class RequestCycle:
         if self.scope["method"] == "HEAD":
             # The app sent no body, but declared the length GET's body would have had.
             length = _declared_length(self.headers)
-            self.conn.write_response(response, keep_alive=self.keep_alive, head=True, length=length)
+            self.conn.write_response(
+                response, keep_alive=self.keep_alive, head=True, length=length, http10=self.http10
+            )
         else:
-            self.conn.write_response(response, keep_alive=self.keep_alive)
+            self.conn.write_response(response, keep_alive=self.keep_alive, http10=self.http10)
 
 
 def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
