@@ -125,7 +125,8 @@ def serve(service: str, settings: Settings) -> int:
         keepalive_timeout=settings.keepalive_timeout,
         request_timeout=settings.request_timeout,
     )
-    server = Server(app, settings.host, settings.port_for(service), limits)
+    direct = settings.server_dispatch == "direct"
+    server = Server(app, settings.host, settings.port_for(service), limits, direct=direct)
 
     def announce() -> None:
         url = f"http://{settings.host}:{server.port}"

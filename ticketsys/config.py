@@ -48,6 +48,7 @@ class Settings:
     data_dir: str = "./data"
     fsync: str = "everysec"
     redis_timeout: float = 0.5
+    server_dispatch: str = "direct"
     idempotency_ttl: float = 24 * 3600.0
     service_token: str = ""
     keepalive_timeout: float = 5.0
@@ -173,6 +174,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "DATA_DIR": _path,
     "FSYNC": _choice("always", "everysec", "no"),
     "REDIS_TIMEOUT": _seconds(0.001, 60),
+    "SERVER_DISPATCH": _choice("direct", "asgi"),
     "IDEMPOTENCY_TTL": _seconds(1, 365 * 24 * 3600),
     "SERVICE_TOKEN": _token,
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),

@@ -24,6 +24,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
+DirectHandler = Callable[[Request], Awaitable[Response]]
 ErrorTable = Mapping[type[BaseException], Callable[[Any], HTTPError]]
 
 # 64 KiB: a purchase body is a few bytes; anything near this is abuse, not a ticket order.
@@ -205,3 +206,11 @@ class DeferredApp:
                 if not app.started:
                     await app.startup()
         await app(scope, receive, send)
+
+
+def direct_handler(app: object) -> DirectHandler | None:
+    """``App.handle`` of an app built with this toolkit (once started), else None: a server
+    may then skip the ASGI layer and hand it ``Request`` objects directly."""
+    if isinstance(app, DeferredApp):
+        app = app.app
+    return app.handle if isinstance(app, App) and app.started else None

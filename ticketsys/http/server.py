@@ -33,9 +33,11 @@ from urllib.parse import unquote
 
 import httptools
 
-from ticketsys.http.application import Scope
+from ticketsys.http.application import DirectHandler, Scope
+from ticketsys.http.eager import start_worker
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.limits import ServerLimits
+from ticketsys.http.requests import Request
 from ticketsys.http.responses import Response, error_response, status_line
 
 log = logging.getLogger("ticketsys.server")
@@ -69,6 +71,8 @@ class ServerState:
 
     def __init__(self, app: Any, limits: ServerLimits) -> None:
         self.app = app
+        # Set by the runner after start-up when the app offers one (see RequestCycle).
+        self.direct: DirectHandler | None = None
         self.limits = limits
         self.connections: set[HttpConnection] = set()
         self.closing = False
@@ -303,9 +307,11 @@ class HttpConnection(asyncio.Protocol):
         if len(self._queue) > self.limits.max_pipelined:
             self._pause_reading()
         if self._worker is None:
-            self._worker = task = self.loop.create_task(self._answer_queue())
-            self.state.tasks.add(task)
-            task.add_done_callback(self.state.tasks.discard)
+            task = start_worker(self.loop, self._answer_queue())
+            if task is not None:
+                self._worker = task
+                self.state.tasks.add(task)
+                task.add_done_callback(self.state.tasks.discard)
 
     def _finish_with(self, error: Response | None) -> None:
         """Accept nothing more; answer what is queued, then ``error`` if any, then close."""
@@ -474,7 +480,11 @@ def _target(url: bytes) -> tuple[bytes, bytes]:
 
 
 class RequestCycle:
-    """One request and its response: the ASGI ``receive``/``send`` pair and their flags."""
+    """One request and its response: the ASGI ``receive``/``send`` pair and their flags.
+
+    With a direct handler (``ServerState.direct``) the request skips ASGI: no scope, no
+    messages, ``App.handle`` gets a ``Request`` and its ``Response`` is written as is. The
+    answers are the same bytes either way (the contract suite runs against both)."""
 
     __slots__ = (
         "_body_sent",
@@ -483,44 +493,58 @@ class RequestCycle:
         "conn",
         "headers",
         "http10",
+        "http_version",
         "keep_alive",
-        "scope",
+        "method",
+        "path",
+        "query",
+        "raw_path",
         "started",
         "status",
     )
 
     def __init__(self, conn: HttpConnection, incoming: _Incoming) -> None:
         self.conn = conn
-        raw_path, query = _target(incoming.url)
-        path = raw_path.decode("latin-1")
-        self.scope: Scope = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": incoming.http_version,
-            "server": conn.server_addr,
-            "client": conn.client_addr,
-            "scheme": "http",
-            "method": incoming.method,
-            "root_path": "",
-            "path": unquote(path) if "%" in path else path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "headers": incoming.headers,
-        }
+        self.raw_path, self.query = _target(incoming.url)
+        path = self.raw_path.decode("latin-1")
+        self.path = unquote(path) if "%" in path else path
+        self.method = incoming.method
+        self.http_version = incoming.http_version
+        self.headers: list[tuple[bytes, bytes]] = incoming.headers
         self.body = incoming.body
         self.keep_alive = incoming.keep_alive
         self.http10 = incoming.http_version == "1.0"
         self.started = False
         self.complete = False
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
         self._body_sent = False
 
+    @property
+    def scope(self) -> Scope:
+        return {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": self.http_version,
+            "server": self.conn.server_addr,
+            "client": self.conn.client_addr,
+            "scheme": "http",
+            "method": self.method,
+            "root_path": "",
+            "path": self.path,
+            "raw_path": self.raw_path,
+            "query_string": self.query,
+            "headers": self.headers,
+        }
+
     async def run(self) -> None:
+        direct = self.conn.state.direct
+        if direct is not None:
+            await self._run_direct(direct)
+            return
         try:
             await self.conn.state.app(self.scope, self.receive, self.send)
         except Exception:
-            log.exception("application error in %s %s", self.scope["method"], self.scope["path"])
+            log.exception("application error in %s %s", self.method, self.path)
             if not self.started:
                 self.keep_alive = self.conn.response_keeps_alive(self.keep_alive)
                 self.conn.write_response(_INTERNAL_ERROR, keep_alive=self.keep_alive, http10=self.http10)
@@ -529,9 +553,24 @@ class RequestCycle:
             return
         if not self.complete:
             if not self.started:
-                log.error("application returned without a response: %s", self.scope["path"])
+                log.error("application returned without a response: %s", self.path)
                 self.conn.write_response(_INTERNAL_ERROR, keep_alive=False)
             self.keep_alive = False
+
+    async def _run_direct(self, handle: DirectHandler) -> None:
+        request = Request(self.method, self.path, self.headers, self.body, self.query)
+        try:
+            response = await handle(request)
+        except Exception:  # App.handle answers every error itself; this is a last resort
+            log.exception("application error in %s %s", self.method, self.path)
+            response = _INTERNAL_ERROR
+        self.started = self.complete = True
+        self.status = response.status
+        self.keep_alive = self.conn.response_keeps_alive(self.keep_alive)
+        self.conn.write_response(
+            response, keep_alive=self.keep_alive, head=self.method == "HEAD", http10=self.http10
+        )
+        await self.conn.drain()
 
     async def receive(self) -> dict[str, Any]:
         if not self._body_sent:
@@ -572,7 +611,7 @@ class RequestCycle:
                 extra.append((lower, value))
         self.keep_alive = self.conn.response_keeps_alive(self.keep_alive)
         response = Response(self.status, body, content_type, tuple(extra))
-        if self.scope["method"] == "HEAD":
+        if self.method == "HEAD":
             # The app sent no body, but declared the length GET's body would have had.
             length = _declared_length(self.headers)
             self.conn.write_response(

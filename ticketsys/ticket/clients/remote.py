@@ -3,15 +3,16 @@
 One HTTP client (one pool of connections) opened at start-up and closed at shutdown. Its
 failures are translated to ``VacancyUnavailable`` here and only here.
 
-Retries: a reserve or release carrying an idempotency key is repeated once when the
-connection failed (refused, or broken before the reply): Vacancy answers a repeated key with
-its first result, so a reserve whose reply was lost takes stock once. Without a key nothing
-is repeated. Timeouts are not repeated either: the buyer's own retry (with its key) is safe,
-and waiting twice would break the promise of a prompt 503.
+Retries: every reserve and release carries an idempotency key (the caller's, or a fresh one)
+and is repeated once when the connection failed (refused, or broken before the reply):
+Vacancy answers a repeated key with its first result, so a reserve whose reply was lost takes
+stock once. Nothing else is repeated. Timeouts are not repeated either: the buyer's own retry
+(with its key) is safe, and waiting twice would break the promise of a prompt 503.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -45,10 +46,10 @@ class RemoteVacancyClient:
             raise VacancyUnavailable(f"vacancy answered an unexpected body: {payload!r}") from None
 
     async def reserve(self, qty: int, key: str | None = None) -> Reservation:
-        return _reservation(await self._call("POST", "/api/v1/reserve", {"qty": qty}, key))
+        return _reservation(await self._call("POST", "/api/v1/reserve", {"qty": qty}, key or _fresh_key()))
 
     async def release(self, qty: int, key: str | None = None) -> Reservation:
-        return _reservation(await self._call("POST", "/api/v1/release", {"qty": qty}, key))
+        return _reservation(await self._call("POST", "/api/v1/release", {"qty": qty}, key or _fresh_key()))
 
     async def ready(self) -> bool:
         try:
@@ -89,6 +90,10 @@ class RemoteVacancyClient:
     def __repr__(self) -> str:
         state = "open" if self._http is not None else "closed"
         return f"<RemoteVacancyClient {self.url} {state}>"
+
+
+def _fresh_key() -> str:
+    return "call:" + os.urandom(12).hex()
 
 
 def _reservation(payload: dict[str, Any]) -> Reservation:
