@@ -93,3 +93,18 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().initial_stock = 5  # type: ignore[misc]
+
+
+def test_vacancy_url_may_list_replicas() -> None:
+    settings = _load({"VACANCY_URL": "http://a:8001/, http://b:8001"})
+    assert settings.vacancy_urls == ["http://a:8001", "http://b:8001"]
+    with pytest.raises(ConfigError, match="VACANCY_URL"):
+        _load({"VACANCY_URL": "http://a:8001,ftp://b"})
+
+
+def test_stock_store_accepts_redis_urls() -> None:
+    assert _load({"STOCK_STORE": "redis://cache:6379/2"}).shared_store
+    assert not _load({"STOCK_STORE": "journal"}).shared_store
+    for bad in ("redis://", "redis://h/x", "sqlite"):
+        with pytest.raises(ConfigError, match="STOCK_STORE"):
+            _load({"STOCK_STORE": bad})

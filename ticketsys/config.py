@@ -59,6 +59,10 @@ class Settings:
         return int(getattr(self, f"{service}_port"))
 
     @property
+    def vacancy_urls(self) -> list[str]:
+        return self.vacancy_url.split(",")
+
+    @property
     def shared_store(self) -> bool:
         """Whether the stock lives outside this process (so replicas may share it)."""
         return self.stock_store.startswith(("redis://", "rediss://"))
@@ -95,6 +99,14 @@ def _mode(raw: str) -> DeploymentMode:
         return DeploymentMode(raw.strip().lower())
     except ValueError:
         raise ValueError("must be 'monolith' or 'microservices'") from None
+
+
+def _http_urls(raw: str) -> str:
+    """One or more http:// URLs, comma-separated (Vacancy replicas)."""
+    urls = [_http_url(item) for item in raw.split(",") if item.strip()]
+    if not urls:
+        raise ValueError("must be an http:// URL with a host, e.g. http://localhost:8001")
+    return ",".join(urls)
 
 
 def _http_url(raw: str) -> str:
@@ -162,7 +174,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "MONOLITH_PORT": _PORT,
     "VACANCY_PORT": _PORT,
     "TICKET_PORT": _PORT,
-    "VACANCY_URL": _http_url,
+    "VACANCY_URL": _http_urls,
     "HOST": _host,
     "MAX_QTY": _integer(1, 1_000_000),
     "MAX_BODY_BYTES": _integer(64, 16 * 1024 * 1024),

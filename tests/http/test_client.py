@@ -18,6 +18,7 @@ from ticketsys.http.client import (
     HttpClient,
     HttpPool,
     RemoteProtocolError,
+    Replicas,
 )
 from ticketsys.http.limits import ServerLimits
 from ticketsys.http.requests import Request
@@ -226,5 +227,128 @@ def test_peer_closing_mid_request_is_a_protocol_error() -> None:
             await pool.aclose()
             server.close()
             await server.wait_closed()
+
+    run(test)
+
+
+class Counting:
+    """A raw server that counts requests and answers or hangs up, as told."""
+
+    def __init__(self, hang_up: bool = False) -> None:
+        self.hang_up = hang_up
+        self.requests = 0
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> int:
+        counter = self
+
+        class Answer(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+                self.buffer = b""
+
+            def data_received(self, data: bytes) -> None:
+                self.buffer += data
+                while b"\r\n\r\n" in self.buffer:
+                    _, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+                    counter.requests += 1
+                    if counter.hang_up:
+                        self.transport.close()
+                        return
+                    self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")  # type: ignore[attr-defined]
+
+        self.server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def _refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _replicas(*ports: int) -> Replicas:
+    return Replicas([HttpPool(ClientOptions(f"http://127.0.0.1:{port}")) for port in ports])
+
+
+def test_replicas_share_the_requests() -> None:
+    async def test() -> None:
+        one, two = Counting(), Counting()
+        replicas = _replicas(await one.start(), await two.start())
+        try:
+            for _ in range(10):
+                assert (await replicas.request("GET", "/")).status == 200
+            assert (one.requests, two.requests) == (5, 5)
+        finally:
+            await replicas.aclose()
+            await one.stop()
+            await two.stop()
+
+    run(test)
+
+
+def test_replicas_fail_over_a_refused_connection_even_when_not_idempotent() -> None:
+    async def test() -> None:
+        alive = Counting()
+        replicas = _replicas(_refused_port(), await alive.start())
+        try:
+            for _ in range(4):
+                assert (await replicas.request("POST", "/", b"{}")).status == 200
+            assert alive.requests == 4
+        finally:
+            await replicas.aclose()
+            await alive.stop()
+
+    run(test)
+
+
+def test_replicas_all_refusing_is_a_connect_error() -> None:
+    async def test() -> None:
+        replicas = _replicas(_refused_port(), _refused_port())
+        try:
+            with pytest.raises(ConnectError):
+                await replicas.request("GET", "/")
+        finally:
+            await replicas.aclose()
+
+    run(test)
+
+
+def test_a_lost_reply_is_repeated_only_when_idempotent() -> None:
+    async def test() -> None:
+        rude, polite = Counting(hang_up=True), Counting()
+        replicas = _replicas(await rude.start(), await polite.start())
+        try:
+            with pytest.raises(RemoteProtocolError):
+                await replicas.request("POST", "/", b"{}")  # went to the rude one first
+            assert polite.requests == 0
+            await replicas.request("GET", "/")  # round robin: the polite one now
+            # Idempotent, starting at the rude one again: repeated once, on the next replica.
+            assert (await replicas.request("POST", "/", b"{}", idempotent=True)).status == 200
+            assert (rude.requests, polite.requests) == (2, 2)
+        finally:
+            await replicas.aclose()
+            await rude.stop()
+            await polite.stop()
+
+    run(test)
+
+
+def test_one_replica_repeats_an_idempotent_request_once() -> None:
+    async def test() -> None:
+        rude = Counting(hang_up=True)
+        replicas = _replicas(await rude.start())
+        try:
+            with pytest.raises(RemoteProtocolError):
+                await replicas.request("POST", "/", b"{}", idempotent=True)
+            assert rude.requests == 2
+        finally:
+            await replicas.aclose()
+            await rude.stop()
 
     run(test)

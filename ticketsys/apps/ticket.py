@@ -6,15 +6,15 @@ from ticketsys.apps.common import assemble
 from ticketsys.apps.stores import order_book
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App, DeferredApp
-from ticketsys.http.client import CLIENTS, ClientOptions
+from ticketsys.http.client import CLIENTS, ClientOptions, HttpClient, Replicas
 from ticketsys.ticket.clients import RemoteVacancyClient
 from ticketsys.ticket.routes import ticket_routes
 from ticketsys.ticket.service import TicketService
 
 
-def client_options(settings: Settings) -> ClientOptions:
+def client_options(settings: Settings, url: str) -> ClientOptions:
     return ClientOptions(
-        base_url=settings.vacancy_url,
+        base_url=url,
         connect_timeout=settings.vacancy_connect_timeout,
         read_timeout=settings.vacancy_timeout,
         max_connections=settings.vacancy_pool_size,
@@ -25,9 +25,14 @@ def client_options(settings: Settings) -> ClientOptions:
     )
 
 
+def vacancy_http(settings: Settings) -> HttpClient:
+    """One pool per Vacancy replica in VACANCY_URL, spread and failed over by ``Replicas``."""
+    kind = CLIENTS[settings.vacancy_client]
+    return Replicas([kind(client_options(settings, url)) for url in settings.vacancy_urls])
+
+
 def build_ticket(settings: Settings) -> App:
-    options = client_options(settings)
-    client = RemoteVacancyClient(lambda: CLIENTS[settings.vacancy_client](options), settings.vacancy_url)
+    client = RemoteVacancyClient(lambda: vacancy_http(settings), settings.vacancy_url)
     orders = order_book(settings)
     service = TicketService(client, orders, settings.max_qty)
     return assemble(

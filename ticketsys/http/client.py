@@ -5,8 +5,10 @@ request in flight per connection, idle connections reused last-in-first-out. ``H
 wraps httpx's pool behind the same interface. Both raise only the ``ClientError`` family
 below, so callers translate failures in one place and never import an HTTP library.
 
-Retries: none. A request that failed after being written may have been processed; only the
-caller knows whether repeating it is safe.
+Retries: ``HttpPool`` and ``HttpxClient`` repeat nothing. ``Replicas`` (several clients for
+replicas of one service) moves a request to the next replica when the connection could not
+be made (it was never sent), and repeats it once more only when the caller says it is
+idempotent (a GET, or a call carrying an idempotency key). A timeout is never repeated.
 
 Stale connections: a connection the server closed while idle gets ``connection_lost`` from the
 loop and leaves the pool; ``keepalive_expiry`` (shorter than the server's keep-alive timeout)
@@ -64,9 +66,16 @@ class HttpClient(Protocol):
     """What a service needs of an HTTP client: JSON bodies in, status and bytes out."""
 
     async def request(
-        self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Headers = (),
+        *,
+        idempotent: bool = False,
     ) -> ClientResponse:
-        """Send one request and read its whole response. Raises ``ClientError`` only."""
+        """Send one request and read its whole response. Raises ``ClientError`` only.
+        ``idempotent``: the request may be repeated if its reply was lost."""
         ...
 
     async def aclose(self) -> None:
@@ -161,7 +170,13 @@ class HttpPool:
         self._closed = False
 
     async def request(
-        self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Headers = (),
+        *,
+        idempotent: bool = False,
     ) -> ClientResponse:
         conn = await self._acquire()
         try:
@@ -287,7 +302,13 @@ class HttpxClient:
         )
 
     async def request(
-        self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Headers = (),
+        *,
+        idempotent: bool = False,
     ) -> ClientResponse:
         httpx = self._httpx
         sent = dict(headers)
@@ -310,3 +331,56 @@ class HttpxClient:
 
 
 CLIENTS: dict[str, type[HttpPool] | type[HttpxClient]] = {"pool": HttpPool, "httpx": HttpxClient}
+
+
+class Replicas:
+    """One client per replica of a service: requests go round-robin; a replica whose
+    connection was refused is tried last for ``down_for`` seconds."""
+
+    def __init__(self, clients: list[HttpClient], *, down_for: float = 1.0) -> None:
+        assert clients
+        self.clients = clients
+        self.down_for = down_for
+        self._down_until = [0.0] * len(clients)
+        self._next = 0
+
+    def _order(self) -> list[int]:
+        count = len(self.clients)
+        start, self._next = self._next, (self._next + 1) % count
+        rotated = [(start + i) % count for i in range(count)]
+        now = asyncio.get_running_loop().time()
+        return sorted(rotated, key=lambda i: self._down_until[i] > now)  # stable: up ones first
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Headers = (),
+        *,
+        idempotent: bool = False,
+    ) -> ClientResponse:
+        order = self._order()
+        if idempotent and len(order) == 1:
+            order *= 2  # a single replica: one repeat on the same one (a stale connection)
+        repeated = False
+        failure: ClientError | None = None
+        for index in order:
+            try:
+                return await self.clients[index].request(method, path, body, headers, idempotent=idempotent)
+            except ConnectError as exc:  # never sent: the next replica may have it
+                self._down_until[index] = asyncio.get_running_loop().time() + self.down_for
+                failure = exc
+            except RemoteProtocolError as exc:  # maybe processed: repeat only the idempotent, once
+                if not idempotent or repeated:
+                    raise
+                repeated, failure = True, exc
+        assert failure is not None
+        raise failure
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Replicas {self.clients!r}>"

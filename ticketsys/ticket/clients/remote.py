@@ -3,10 +3,10 @@
 One HTTP client (one pool of connections) opened at start-up and closed at shutdown. Its
 failures are translated to ``VacancyUnavailable`` here and only here.
 
-Retries: every reserve and release carries an idempotency key (the caller's, or a fresh one)
-and is repeated once when the connection failed (refused, or broken before the reply):
-Vacancy answers a repeated key with its first result, so a reserve whose reply was lost takes
-stock once. Nothing else is repeated. Timeouts are not repeated either: the buyer's own retry
+Retries: every reserve and release carries an idempotency key (the caller's, or a fresh one),
+so it is idempotent: Vacancy answers a repeated key with its first result, and a reserve whose
+reply was lost takes stock once when repeated. The HTTP client (``http.client.Replicas``)
+decides what may be repeated and where; timeouts are never repeated: the buyer's own retry
 (with its key) is safe, and waiting twice would break the promise of a prompt 503.
 """
 
@@ -20,7 +20,7 @@ import orjson
 
 from ticketsys.domain.errors import InvalidQuantity, VacancyUnavailable
 from ticketsys.domain.models import Reservation
-from ticketsys.http.client import ClientError, ClientTimeout, ConnectError, HttpClient, RemoteProtocolError
+from ticketsys.http.client import ClientError, ClientTimeout, HttpClient
 
 
 class RemoteVacancyClient:
@@ -65,13 +65,9 @@ class RemoteVacancyClient:
             raise VacancyUnavailable("vacancy client is not open")
         content = None if body is None else orjson.dumps(body)
         headers = (("idempotency-key", key),) if key is not None else ()
+        idempotent = method == "GET" or key is not None
         try:
-            try:
-                response = await self._http.request(method, path, content, headers)
-            except (ConnectError, RemoteProtocolError):
-                if key is None:
-                    raise
-                response = await self._http.request(method, path, content, headers)
+            response = await self._http.request(method, path, content, headers, idempotent=idempotent)
         except ClientTimeout as exc:
             raise VacancyUnavailable(f"vacancy did not answer in time: {exc}") from exc
         except ClientError as exc:
