@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -47,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=f"serve {summary}", description=f"Serve {summary}.")
         sub.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
         sub.add_argument("--port", help=f"port ({port_variable})")
+        sub.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="processes sharing the port (SO_REUSEPORT); needs STOCK_STORE=redis://...",
+        )
     restock = commands.add_parser(
         "restock",
         help="put more tickets on sale in the store under DATA_DIR (the service must be stopped)",
@@ -78,6 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.workers < 1:
+        print("ticketsys: --workers must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.workers > 1:
+        if not settings.shared_store:
+            print(
+                f"ticketsys: --workers {args.workers} needs a shared store (STOCK_STORE=redis://...): "
+                f"with STOCK_STORE={settings.stock_store} each worker would hold its own stock",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        return run_workers(args.command, settings, args.workers)
     return serve(args.command, settings)
 
 
@@ -116,7 +137,40 @@ def restock(qty: int, data_dir: str | None) -> int:
     return 0
 
 
-def serve(service: str, settings: Settings) -> int:
+def run_workers(service: str, settings: Settings, workers: int) -> int:
+    """Fork ``workers`` servers on one port; forward SIGTERM/SIGINT; exit when all have.
+
+    If one worker dies, the others are stopped too: a half-capacity service that looks
+    healthy is worse than one that restarts whole under its supervisor.
+    """
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the child: serve, and never return into the parent's code
+            os._exit(serve(service, settings, reuse_port=True))
+        children.append(pid)
+    log.info("%s: %d workers on port %d (pids %s)", service, workers, settings.port_for(service), children)
+
+    def forward(signum: int, frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while children:
+        pid, code = os.wait()
+        children.remove(pid)
+        code = os.waitstatus_to_exitcode(code)
+        if code != 0 and status == 0:
+            status = 1
+            log.error("%s worker %d exited with %d: stopping the others", service, pid, code)
+            forward(signal.SIGTERM, None)
+    return status
+
+
+def serve(service: str, settings: Settings, *, reuse_port: bool = False) -> int:
     import uvloop
 
     app = _builders()[service](settings)
@@ -126,7 +180,9 @@ def serve(service: str, settings: Settings) -> int:
         request_timeout=settings.request_timeout,
     )
     direct = settings.server_dispatch == "direct"
-    server = Server(app, settings.host, settings.port_for(service), limits, direct=direct)
+    server = Server(
+        app, settings.host, settings.port_for(service), limits, direct=direct, reuse_port=reuse_port
+    )
 
     def announce() -> None:
         url = f"http://{settings.host}:{server.port}"

@@ -31,14 +31,24 @@ CANCEL_WAIT = 1.0
 
 class Server:
     def __init__(
-        self, app: Any, host: str, port: int, limits: ServerLimits | None = None, *, direct: bool = True
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        limits: ServerLimits | None = None,
+        *,
+        direct: bool = True,
+        reuse_port: bool = False,
     ) -> None:
         """``direct``: hand requests to ``App.handle`` without the ASGI layer when the app is
-        one of ours (same answers, less work per request); False always speaks ASGI."""
+        one of ours (same answers, less work per request); False always speaks ASGI.
+        ``reuse_port``: several processes listen on one port (SO_REUSEPORT), the kernel
+        spreading connections among them."""
         self.state = ServerState(app, limits or ServerLimits())
         self.host = host
         self.port = port
         self.direct = direct
+        self.reuse_port = reuse_port
         self.lifespan = Lifespan(app)
         self._server: asyncio.base_events.Server | None = None
         self._stop = asyncio.Event()
@@ -57,6 +67,7 @@ class Server:
                 self.port,
                 backlog=BACKLOG,
                 reuse_address=True,
+                reuse_port=self.reuse_port or None,
             )
         except BaseException:
             # The port is taken (or the host is wrong): what start-up opened must not leak.
