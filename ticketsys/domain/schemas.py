@@ -8,11 +8,17 @@ from typing import Any
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.requests import Request, int_field, json_object
 
-QTY_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["qty"],
-    "properties": {"qty": {"type": "integer", "minimum": 1, "description": "tickets to take"}},
-}
+
+def qty_body(maximum: int) -> dict[str, Any]:
+    """The schema of ``{"qty": n}`` with 1 <= n <= ``maximum``."""
+    return {
+        "type": "object",
+        "required": ["qty"],
+        "properties": {
+            "qty": {"type": "integer", "minimum": 1, "maximum": maximum, "description": "tickets"}
+        },
+    }
+
 
 ERROR: dict[str, Any] = {
     "type": "object",

@@ -75,12 +75,15 @@ def json_object(request: Request) -> dict[str, Any]:
 def int_field(data: Mapping[str, Any], name: str, *, minimum: int, maximum: int) -> int:
     """A required integer field within ``[minimum, maximum]``.
 
-    JSON booleans are ints in Python and ``1.0`` is a float: neither is accepted, nor are
-    numeric strings. Quantities are counted, never coerced.
+    "Integer" as JSON Schema means it (and as /openapi.json publishes it): a number with no
+    fractional part, so ``5.0`` is 5 while ``1.5`` is refused. JSON has no booleans-as-numbers
+    and no numeric strings: ``true`` and ``"5"`` are refused, never coerced.
     """
     if name not in data:
         raise _invalid(name, f"'{name}' is required")
     value = data[name]
+    if type(value) is float and value.is_integer():
+        value = int(value)
     if type(value) is not int:
         raise _invalid(name, f"'{name}' must be an integer, got {_json_type(value)}")
     if value < minimum:
@@ -100,7 +103,7 @@ def _json_type(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, float):
-        return "a float" if value.is_integer() else "a non-integer number"
+        return "a non-integer number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):

@@ -53,7 +53,7 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
             purchase,
             name="purchase",
             summary="Buy qty tickets",
-            request_schema=schemas.QTY_BODY,
+            request_schema=schemas.qty_body(service.max_qty),
             responses={200: schemas.PURCHASE, **_PURCHASE_ERRORS},
             parameters=(schemas.IDEMPOTENCY_KEY,),
             tags=("ticket",),

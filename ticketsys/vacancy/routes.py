@@ -62,11 +62,7 @@ def vacancy_routes(
     ]
     if not internal:
         return routes
-    internal_call = {
-        "request_schema": schemas.QTY_BODY,
-        "parameters": (schemas.IDEMPOTENCY_KEY,),
-        "tags": ("vacancy",),
-    }
+    internal_call = {"parameters": (schemas.IDEMPOTENCY_KEY,), "tags": ("vacancy",)}
     return [
         *routes,
         Route(
@@ -75,6 +71,7 @@ def vacancy_routes(
             reserve,
             name="reserve",
             summary="Take qty tickets, all or nothing (internal: called by Ticket)",
+            request_schema=schemas.qty_body(service.max_qty),
             responses={200: schemas.RESERVATION, **_QTY_ERRORS},
             **internal_call,  # type: ignore[arg-type]
         ),
@@ -84,6 +81,7 @@ def vacancy_routes(
             release,
             name="release",
             summary="Put qty reserved tickets back on sale (internal)",
+            request_schema=schemas.qty_body(MAX_STOCK),
             responses={200: schemas.RESERVATION, 409: schemas.ERROR, **_QTY_ERRORS},
             **internal_call,  # type: ignore[arg-type]
         ),
@@ -93,7 +91,7 @@ def vacancy_routes(
             restock,
             name="restock",
             summary="Put qty more tickets on sale (operators; needs SERVICE_TOKEN)",
-            request_schema=schemas.QTY_BODY,
+            request_schema=schemas.qty_body(MAX_STOCK),
             responses={200: schemas.RESERVATION, 403: schemas.ERROR, **_QTY_ERRORS},
             tags=("vacancy",),
         ),
