@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ticketsys import __version__
 from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
@@ -45,7 +46,9 @@ def parser() -> argparse.ArgumentParser:
         epilog="Configuration also comes from the environment and a .env file; see README.md.",
     )
     root.add_argument("--version", action="version", version=f"ticketsys {__version__}")
-    commands = root.add_subparsers(dest="command", required=True, metavar="{monolith,vacancy,ticket,restock}")
+    commands = root.add_subparsers(
+        dest="command", required=True, metavar="{monolith,vacancy,ticket,restock,move-to-redis}"
+    )
     for name, (port_variable, _, summary) in SERVICES.items():
         sub = commands.add_parser(name, help=f"serve {summary}", description=f"Serve {summary}.")
         sub.add_argument("--host", help="bind address (HOST, default 127.0.0.1)")
@@ -64,6 +67,14 @@ def parser() -> argparse.ArgumentParser:
     )
     restock.add_argument("qty", type=int, help="tickets to add")
     restock.add_argument("--data-dir", help="the store's directory (DATA_DIR, default ./data)")
+    move = commands.add_parser(
+        "move-to-redis",
+        help="copy the stock, orders and idempotency keys under DATA_DIR into an empty Redis",
+        description="Move a sale from the embedded journal store into Redis. Stop the services "
+        "using DATA_DIR first; then start them with STOCK_STORE set to the same URL.",
+    )
+    move.add_argument("url", help="redis://host:port/db (must hold no stock yet)")
+    move.add_argument("--data-dir", help="the store's directory (DATA_DIR, default ./data)")
     return root
 
 
@@ -71,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "restock":
         return restock(args.qty, args.data_dir)
+    if args.command == "move-to-redis":
+        return move_to_redis(args.url, args.data_dir)
     port_variable, mode, _ = SERVICES[args.command]
     overrides = {"DEPLOYMENT_MODE": mode.value}
     if args.host is not None:
@@ -134,6 +147,39 @@ def restock(qty: int, data_dir: str | None) -> int:
         return 1
     where = settings.stock_store if settings.shared_store else settings.data_dir
     print(f"restocked {qty}: {available} available in {where}")
+    return 0
+
+
+def move_to_redis(url: str, data_dir: str | None) -> int:
+    from ticketsys.apps.migrate import MigrationRefused
+    from ticketsys.apps.migrate import move_to_redis as move
+    from ticketsys.storage.journal import StoreLocked
+    from ticketsys.storage.redis import RedisError
+
+    try:
+        settings = load_settings({"STOCK_STORE": url, **({"DATA_DIR": data_dir} if data_dir else {})})
+    except ConfigError as exc:
+        print(f"ticketsys: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not settings.shared_store:
+        print("ticketsys: move-to-redis: the target must be a redis:// or rediss:// URL", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        moved = asyncio.run(
+            move(
+                Path(settings.data_dir),
+                url,
+                timeout=max(settings.redis_timeout, 5.0),
+                key_ttl=settings.idempotency_ttl,
+            )
+        )
+    except (StoreLocked, MigrationRefused, RedisError) as exc:
+        print(f"ticketsys: move-to-redis: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"moved {moved.available} of {moved.capacity} tickets, {moved.orders} orders and {moved.keys} "
+        f"idempotency keys from {settings.data_dir} to {url}; start the services with STOCK_STORE={url}"
+    )
     return 0
 
 

@@ -50,12 +50,12 @@ class OrderBook:
             self._remember(Order(**record["order"]), record.get("key"), record.get("fingerprint", ""))
         self._forget_expired(time.time())
         log.info("recovered %d orders", len(self._orders))
-        self._journal.compact(self._state())
+        self._journal.compact(self.snapshot())
         self._journal.start_background_sync()
 
     async def close(self) -> None:
         if self._journal is not None:
-            await self._journal.close(self._state())
+            await self._journal.close(self.snapshot())
 
     async def get(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
@@ -98,7 +98,7 @@ class OrderBook:
         while self._keys and next(iter(self._keys.values())).at < horizon:
             self._keys.popitem(last=False)
 
-    def _state(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         return {
             "orders": [asdict(order) for order in self._orders.values()],
             "keys": [[k, v.fingerprint, v.order_id, v.at] for k, v in self._keys.items()],

@@ -72,12 +72,12 @@ class StockManager:
                 self._apply(record)
             log.info("recovered the stock: %d of %d available", self._available, self.capacity)
         self._forget_expired(time.time())
-        self._journal.compact(self._state())
+        self._journal.compact(self.snapshot())
         self._journal.start_background_sync()
 
     async def close(self) -> None:
         if self._journal is not None:
-            await self._journal.close(self._state())
+            await self._journal.close(self.snapshot())
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -159,7 +159,8 @@ class StockManager:
                 break
             self._keys.popitem(last=False)
 
-    def _state(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state, as the journal's snapshot records it."""
         return {
             "capacity": self.capacity,
             "available": self._available,
