@@ -44,7 +44,7 @@ class Settings:
     vacancy_timeout: float = 0.5
     vacancy_pool_size: int = 100
     vacancy_client: str = "pool"
-    stock_store: str = "memory"
+    stock_store: str = "journal"
     data_dir: str = "./data"
     fsync: str = "everysec"
     redis_timeout: float = 0.5

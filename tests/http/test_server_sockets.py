@@ -399,7 +399,7 @@ def test_monolith_over_a_socket(run: Runner) -> None:
     available = b"GET /api/v1/available HTTP/1.1\r\nHost: test\r\n\r\n"
 
     async def main() -> None:
-        async with serving(build_monolith(Settings(initial_stock=10))) as server:
+        async with serving(build_monolith(Settings(initial_stock=10, stock_store="memory"))) as server:
             client = await Client.connect(server)
             await client.send(available + purchase(3) + purchase(20) + available + GARBAGE)
             first, bought, refused, after, garbage = [await client.reply() for _ in range(5)]

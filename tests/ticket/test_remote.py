@@ -22,7 +22,10 @@ KINDS = [pytest.param(kind, id=kind) for kind in CLIENTS]
 def _with_vacancy(kind: str, test: Callable[[RemoteVacancyClient], Awaitable[None]]) -> None:
     async def main() -> None:
         server = Server(
-            build_vacancy(Settings(initial_stock=100, max_qty=10)), "127.0.0.1", 0, ServerLimits()
+            build_vacancy(Settings(initial_stock=100, max_qty=10, stock_store="memory")),
+            "127.0.0.1",
+            0,
+            ServerLimits(),
         )
         await server.start()
         url = f"http://127.0.0.1:{server.port}"
