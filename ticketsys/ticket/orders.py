@@ -10,32 +10,28 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ticketsys.domain.errors import IdempotencyConflict, StoreUnavailable
 from ticketsys.domain.models import Order
 from ticketsys.storage.journal import Journal
+from ticketsys.storage.window import DAY, KeyWindow
 
 log = logging.getLogger("ticketsys.ticket")
-
-DAY = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
 class _Key:
     fingerprint: str
     order_id: str
-    at: float
 
 
 class OrderBook:
     def __init__(self, journal: Journal | None = None, key_ttl: float = DAY) -> None:
         self._journal = journal
-        self._key_ttl = key_ttl
         self._orders: dict[str, Order] = {}
-        self._keys: OrderedDict[str, _Key] = OrderedDict()  # oldest first
+        self._keys: KeyWindow[_Key] = KeyWindow(key_ttl)
 
     async def open(self) -> None:
         if self._journal is None:
@@ -45,10 +41,10 @@ class OrderBook:
             for fields in recovered.snapshot["orders"]:
                 self._remember(Order(**fields), None, "")
             for key, fingerprint, order_id, at in recovered.snapshot["keys"]:
-                self._keys[key] = _Key(fingerprint, order_id, at)
+                self._keys.put(key, _Key(fingerprint, order_id), at)
         for record in recovered.records:
             self._remember(Order(**record["order"]), record.get("key"), record.get("fingerprint", ""))
-        self._forget_expired(time.time())
+        self._keys.expire(time.time())
         log.info("recovered %d orders", len(self._orders))
         self._journal.compact(self.snapshot())
         self._journal.start_background_sync()
@@ -62,8 +58,7 @@ class OrderBook:
 
     async def recall(self, key: str, fingerprint: str) -> Order | None:
         """The order an earlier purchase with ``key`` made, if any."""
-        self._forget_expired(time.time())
-        seen = self._keys.get(key)
+        seen = self._keys.get(key, time.time())
         if seen is None:
             return None
         if seen.fingerprint != fingerprint:
@@ -91,17 +86,12 @@ class OrderBook:
     def _remember(self, order: Order, key: str | None, fingerprint: str) -> None:
         self._orders[order.order_id] = order
         if key is not None:
-            self._keys[key] = _Key(fingerprint, order.order_id, order.created_at)
-
-    def _forget_expired(self, now: float) -> None:
-        horizon = now - self._key_ttl
-        while self._keys and next(iter(self._keys.values())).at < horizon:
-            self._keys.popitem(last=False)
+            self._keys.put(key, _Key(fingerprint, order.order_id), order.created_at)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "orders": [asdict(order) for order in self._orders.values()],
-            "keys": [[k, v.fingerprint, v.order_id, v.at] for k, v in self._keys.items()],
+            "keys": [[k, v.fingerprint, v.order_id, at] for k, v, at in self._keys.items()],
         }
 
     def __len__(self) -> int:

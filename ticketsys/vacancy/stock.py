@@ -17,17 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from ticketsys.domain.errors import IdempotencyConflict, OverRelease, StoreUnavailable
 from ticketsys.domain.models import Reservation
 from ticketsys.storage.journal import Journal
+from ticketsys.storage.window import DAY, KeyWindow
 
 log = logging.getLogger("ticketsys.vacancy")
-
-DAY = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +33,6 @@ class _Remembered:
     op: str
     qty: int
     result: Reservation
-    at: float
 
 
 class StockManager:
@@ -45,8 +42,7 @@ class StockManager:
         self.capacity = initial
         self._available = initial
         self._journal = journal
-        self._key_ttl = key_ttl
-        self._keys: OrderedDict[str, _Remembered] = OrderedDict()  # oldest first
+        self._keys: KeyWindow[_Remembered] = KeyWindow(key_ttl)
         self._lock = asyncio.Lock()
 
     @property
@@ -71,7 +67,7 @@ class StockManager:
             for record in recovered.records:
                 self._apply(record)
             log.info("recovered the stock: %d of %d available", self._available, self.capacity)
-        self._forget_expired(time.time())
+        self._keys.expire(time.time())
         self._journal.compact(self.snapshot())
         self._journal.start_background_sync()
 
@@ -136,44 +132,32 @@ class StockManager:
         result = Reservation(True, self._available)
         key = record.get("key")
         if key is not None:
-            self._keys[key] = _Remembered(op, qty, result, float(record["t"]))
-            self._forget_expired(float(record["t"]))
+            self._keys.put(key, _Remembered(op, qty, result), float(record["t"]))
         return result
 
     def _recall(self, key: str | None, op: str, qty: int) -> Reservation | None:
         if key is None:
             return None
-        self._forget_expired(time.time())
-        seen = self._keys.get(key)
+        seen = self._keys.get(key, time.time())
         if seen is None:
             return None
         if (seen.op, seen.qty) != (op, qty):
             raise IdempotencyConflict(key)
         return seen.result
 
-    def _forget_expired(self, now: float) -> None:
-        horizon = now - self._key_ttl
-        while self._keys:
-            oldest = next(iter(self._keys.values()))
-            if oldest.at >= horizon:
-                break
-            self._keys.popitem(last=False)
-
     def snapshot(self) -> dict[str, Any]:
         """The whole state, as the journal's snapshot records it."""
         return {
             "capacity": self.capacity,
             "available": self._available,
-            "keys": [[k, r.op, r.qty, r.result.remaining, r.at] for k, r in self._keys.items()],
+            "keys": [[k, r.op, r.qty, r.result.remaining, at] for k, r, at in self._keys.items()],
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.capacity = int(state["capacity"])
         self._available = int(state["available"])
-        self._keys = OrderedDict(
-            (k, _Remembered(op, int(qty), Reservation(True, int(remaining)), float(at)))
-            for k, op, qty, remaining, at in state["keys"]
-        )
+        for k, op, qty, remaining, at in state["keys"]:
+            self._keys.put(k, _Remembered(op, int(qty), Reservation(True, int(remaining))), float(at))
 
     def __repr__(self) -> str:
         store = "journal" if self._journal is not None else "memory"
