@@ -1,0 +1,703 @@
+"""The load runner: every setup started as real processes, measured side by side in one run.
+
+    apt-get install -y wrk
+    .venv/bin/python benchmarks/loadrun.py                  # the full run (~15 min)
+    .venv/bin/python benchmarks/loadrun.py --quick          # a sanity run (~2 min)
+    .venv/bin/python benchmarks/loadrun.py --setups ceiling monolith --runs 5
+
+Servers run pinned to CPU 0 (``taskset -c 0``), the load generators to CPU 1. Per setup:
+
+1. maximum throughput of ``GET /api/v1/available`` and ``POST /api/v1/purchase``: wrk, one
+   thread, 64 keep-alive connections (closed loop: it measures capacity, not latency);
+2. latency percentiles of purchases at fixed arrival rates (1k, 5k, 20k req/s) with
+   ``benchmarks/openloop.py``, which charges each request from its intended start;
+3. resident memory (VmRSS) of the server processes, idle after start-up and after the load,
+   and how many orders the load left in memory.
+
+Plus the monolith's start-to-first-answer (median of several cold starts). Each figure is the
+median of ``--runs`` runs. Before each measurement the machine is checked for other load
+(it is shared): the CPU time others used is recorded beside the figure, and the runner waits
+a little for a quiet moment. Writes ``results.md``, ``results.json`` and ``latency.png`` to
+``--out`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv" / "bin"
+PY = str(VENV / "python")
+BENCH = ROOT / "benchmarks"
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+STOCK = 10**12  # never sells out: every purchase in every run succeeds
+PURCHASE_BODY = '{"qty": 1}'
+
+# What every setup is. "{port}" and "{port2}" are filled with free ports.
+SETUPS: dict[str, dict[str, Any]] = {
+    "ceiling": {
+        "about": "benchmarks/ceiling.py: fixed bytes per request, no parsing",
+        "procs": [[PY, str(BENCH / "ceiling.py"), "--port", "{port}"]],
+    },
+    "monolith": {
+        "about": "python -m ticketsys monolith (embedded server, SERVER_DISPATCH=direct)",
+        "procs": [[PY, "-m", "ticketsys", "monolith", "--port", "{port}"]],
+    },
+    "microservices": {
+        "about": "vacancy + ticket (own httptools pool), both on CPU 0",
+        "procs": [
+            [PY, "-m", "ticketsys", "vacancy", "--port", "{port2}"],
+            [PY, "-m", "ticketsys", "ticket", "--port", "{port}"],
+        ],
+        "env": {"VACANCY_URL": "http://127.0.0.1:{port2}"},
+    },
+    "microservices-httpx": {
+        "about": "the same with VACANCY_CLIENT=httpx",
+        "procs": [
+            [PY, "-m", "ticketsys", "vacancy", "--port", "{port2}"],
+            [PY, "-m", "ticketsys", "ticket", "--port", "{port}"],
+        ],
+        "env": {"VACANCY_URL": "http://127.0.0.1:{port2}", "VACANCY_CLIENT": "httpx"},
+        "throughput_only": True,  # ~450 req/s: every open-loop rate would only time out
+    },
+    "hypercorn": {
+        "about": "hypercorn -k uvloop ticketsys.apps.monolith:app",
+        "procs": [
+            [
+                str(VENV / "hypercorn"),
+                "ticketsys.apps.monolith:app",
+                "--bind",
+                "127.0.0.1:{port}",
+                "--worker-class",
+                "uvloop",
+                "--log-level",
+                "warning",
+            ]
+        ],
+    },
+    "uvicorn": {
+        "about": "uvicorn --loop uvloop --http httptools ticketsys.apps.monolith:app",
+        "procs": [
+            [
+                str(VENV / "uvicorn"),
+                "ticketsys.apps.monolith:app",
+                "--port",
+                "{port}",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ]
+        ],
+    },
+    "monolith-journal": {
+        "about": "the monolith with STOCK_STORE=journal FSYNC=everysec (durable stock and orders)",
+        "procs": [[PY, "-m", "ticketsys", "monolith", "--port", "{port}"]],
+        "env": {"STOCK_STORE": "journal", "FSYNC": "everysec"},
+    },
+    "monolith-asgi": {
+        "about": "the monolith with SERVER_DISPATCH=asgi (the embedded server drives the ASGI adapter)",
+        "procs": [[PY, "-m", "ticketsys", "monolith", "--port", "{port}"]],
+        "env": {"SERVER_DISPATCH": "asgi"},
+    },
+}
+DEFAULT_SETUPS = [
+    "ceiling", "monolith", "monolith-asgi", "monolith-journal", "uvicorn", "hypercorn",
+    "microservices", "microservices-httpx",
+]  # fmt: skip
+
+
+@dataclass
+class Options:
+    setups: list[str]
+    runs: int
+    wrk_seconds: float
+    open_seconds: float
+    warmup: float
+    rates: list[int]
+    startup_reps: int
+    out: Path
+    quick: bool
+    log_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_dir = self.out / "logs"
+
+
+# -- small helpers -----------------------------------------------------------------------------
+
+
+def say(*parts: Any) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str, timeout: float = 1.0) -> tuple[int, bytes]:
+    """One GET on a fresh connection: (status, body). Raises OSError if nothing answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:  # read by content-length: the ceiling never closes
+            chunk = s.recv(65536)
+            if not chunk:
+                raise OSError("closed before the response head")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        found = re.search(rb"content-length:\s*(\d+)", head, re.I)
+        length = int(found.group(1)) if found else 0
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(head[9:12]), body
+
+
+def wait_ready(
+    port: int, procs: list[subprocess.Popen[bytes]], path: str = "/healthz", limit: float = 15.0
+) -> float:
+    """Poll ``path`` until it answers 200; returns the seconds it took. Polls, never sleeps
+    a fixed time: a refused connect returns at once, so the poll interval is 2 ms."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{p.args} exited with {p.returncode} before answering")
+        with contextlib.suppress(OSError, ValueError):
+            if http_get(port, path, timeout=0.5)[0] == 200:
+                return time.perf_counter() - start
+        time.sleep(0.002)
+    raise RuntimeError(f"port {port} did not answer {path} within {limit} s")
+
+
+def cpu_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def proc_cpu(pid: int) -> float:
+    """User+system seconds a process has used."""
+    try:
+        parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (hypercorn may fork a worker)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def quiet_moment(ours: list[int], wait_up_to: float) -> float:
+    """Wait (up to ``wait_up_to`` s) until other processes use < 0.2 of a core; return the
+    cores they used in the last 0.5 s sample. Our own servers are idle between measurements."""
+    deadline = time.monotonic() + wait_up_to
+    hz = os.sysconf("SC_CLK_TCK")
+    while True:
+        b0, _ = cpu_busy()
+        own0 = sum(proc_cpu(p) for p in ours)
+        w0 = time.monotonic()
+        time.sleep(0.5)
+        b1, _ = cpu_busy()
+        own1 = sum(proc_cpu(p) for p in ours)
+        wall = time.monotonic() - w0
+        others = max(0.0, (b1 - b0) / hz - (own1 - own0)) / wall
+        if others < 0.2 or time.monotonic() > deadline:
+            return round(others, 2)
+
+
+# -- the processes of a setup ---------------------------------------------------------------------
+
+
+@dataclass
+class Running:
+    name: str
+    port: int
+    procs: list[subprocess.Popen[bytes]]
+    idle_rss_kib: dict[str, int] = field(default_factory=dict)
+
+    def pids(self) -> list[int]:
+        return [pid for p in self.procs for pid in descendants(p.pid)]
+
+    def rss(self) -> dict[str, int]:
+        """VmRSS in KiB per process we started (its children included), by role."""
+        return {
+            f"{i}:{_role(p.args)}": sum(rss_kib(pid) for pid in descendants(p.pid))
+            for i, p in enumerate(self.procs)
+        }
+
+
+def _role(args: Any) -> str:
+    for word in ("monolith", "vacancy", "ticket", "ceiling.py", "hypercorn", "uvicorn"):
+        if any(str(a).endswith(word) for a in args):
+            return word.removesuffix(".py")
+    return str(args[-1])
+
+
+def env_for(extra: dict[str, str], workdir: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VACANCY", "INITIAL", "MAX_", "DEPLOY", "SERVER_", "STOCK", "WORKERS", "FSYNC"))
+    }
+    env.update(
+        {
+            "INITIAL_STOCK": str(STOCK),
+            "MAX_QTY": "1000",
+            "LOG_LEVEL": "warning",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # Pinned, not the default (which has changed): the figures compare servers and
+            # dispatch, over the same in-memory store. monolith-journal measures the journal.
+            "STOCK_STORE": "memory",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def started(name: str, opts: Options) -> Iterator[Running]:
+    spec = SETUPS[name]
+    port, port2 = free_port(), free_port()
+    fill = {"port": str(port), "port2": str(port2)}
+    workdir = tempfile.mkdtemp(prefix=f"loadrun-{name}-")  # no stray .env or data/ is read
+    env = env_for({k: v.format(**fill) for k, v in spec.get("env", {}).items()}, workdir)
+    if name in ("hypercorn", "uvicorn"):
+        env["DEPLOYMENT_MODE"] = "monolith"
+    procs: list[subprocess.Popen[bytes]] = []
+    opts.log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for i, argv in enumerate(spec["procs"]):
+            log = open(opts.log_dir / f"{name}-{i}.log", "ab")  # noqa: SIM115 - closed with the process
+            args = ["taskset", "-c", SERVER_CPU] + [a.format(**fill) for a in argv]
+            procs.append(subprocess.Popen(args, env=env, cwd=workdir, stdout=log, stderr=log))
+            log.close()
+            # Vacancy must answer before Ticket starts (its readiness asks Vacancy).
+            wait_ready(int(port2) if "{port2}" in argv else port, procs)
+        running = Running(name, port, procs)
+        time.sleep(0.2)  # not readiness (polled above): let start-up garbage settle before RSS
+        running.idle_rss_kib = running.rss()
+        yield running
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- the measurements -----------------------------------------------------------------------------
+
+
+def lua_script(opts: Options) -> Path:
+    path = opts.out / "purchase.lua"
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{PURCHASE_BODY}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return path
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def wrk(running: Running, opts: Options, path: str, seconds: float) -> dict[str, Any]:
+    args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c64", f"-d{max(1, round(seconds))}s", "--latency"]
+    if path == "/api/v1/purchase":
+        args += ["-s", str(lua_script(opts))]
+    args.append(f"http://127.0.0.1:{running.port}{path}")
+    pids = running.pids()
+    cpu0 = sum(proc_cpu(p) for p in pids)
+    t0 = time.monotonic()
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    wall = time.monotonic() - t0
+    cpu1 = sum(proc_cpu(p) for p in pids)
+    result: dict[str, Any] = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "server_cores": round((cpu1 - cpu0) / wall, 2),
+    }
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(bad.group(1)) if bad else 0
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["socket_errors"] = sum(int(x) for x in errors.groups()) if errors else 0
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+        if m:
+            result[f"closed_loop_p{pct}_ms"] = round(_ms(m.group(1)), 3)
+    return result
+
+
+def openloop(running: Running, opts: Options, rate: int) -> dict[str, Any]:
+    args = [
+        "taskset", "-c", LOAD_CPU, PY, str(BENCH / "openloop.py"),
+        "--port", str(running.port), "--rate", str(rate),
+        "--duration", str(opts.open_seconds), "--warmup", str(opts.warmup),
+        "--body", PURCHASE_BODY,
+    ]  # fmt: skip
+    pids = running.pids()
+    cpu0 = sum(proc_cpu(p) for p in pids)
+    t0 = time.monotonic()
+    out = subprocess.run(args, capture_output=True, text=True, timeout=opts.open_seconds + opts.warmup + 60)
+    wall = time.monotonic() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"openloop failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    result["server_cores"] = round((sum(proc_cpu(p) for p in pids) - cpu0) / wall, 2)
+    return result
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def measure_setup(name: str, opts: Options) -> dict[str, Any]:
+    say(f"== {name}: {SETUPS[name]['about']}")
+    result: dict[str, Any] = {"about": SETUPS[name]["about"], "throughput": {}, "latency": {}}
+    with started(name, opts) as running:
+        pids = running.pids()
+        result["idle_rss_kib"] = running.idle_rss_kib
+        wrk(running, opts, "/api/v1/purchase", 1.0)  # warm-up: connections, caches, allocator
+        for path, label in (("/api/v1/available", "available"), ("/api/v1/purchase", "purchase")):
+            runs = []
+            for i in range(opts.runs):
+                others = quiet_moment(pids, 10.0 if not opts.quick else 1.0)
+                r = wrk(running, opts, path, opts.wrk_seconds)
+                r["others_cores"] = others
+                runs.append(r)
+                say(f"   wrk {label} run {i + 1}: {r['rps']:,.0f} req/s (server {r['server_cores']} cores, "
+                    f"others {others}, non-2xx {r['non_2xx']}, errors {r['socket_errors']})")  # fmt: skip
+            result["throughput"][label] = {"median_rps": median_of(runs, "rps"), "runs": runs}
+        for rate in [] if SETUPS[name].get("throughput_only") else opts.rates:
+            runs = []
+            for i in range(opts.runs):
+                others = quiet_moment(pids, 10.0 if not opts.quick else 1.0)
+                r = openloop(running, opts, rate)
+                r["others_cores"] = others
+                runs.append(r)
+                pcts = " ".join(f"{k[:-3]} {_f(r[k])}" for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms"))
+                say(f"   open-loop {rate}/s run {i + 1}: {pcts} ms (sent {r['achieved_send_rate']:,.0f}/s, "
+                    f"non-200 {r['non_200']}, unanswered {r['unanswered']}, "
+                    f"server {r['server_cores']} cores, others {others})")  # fmt: skip
+            result["latency"][str(rate)] = {
+                **{
+                    k: median_of(runs, k)
+                    for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")
+                },
+                "runs": runs,
+            }
+        result["rss_kib"] = running.rss()
+        if name != "ceiling":
+            status, body = http_get(running.port, "/api/v1/available")
+            if status == 200:
+                result["tickets_sold"] = STOCK - int(json.loads(body)["available"])
+    say(f"   RSS idle {result['idle_rss_kib']} KiB, after load {result['rss_kib']} KiB")
+    return result
+
+
+def measure_startup(opts: Options) -> dict[str, Any]:
+    """Cold start of the monolith: from exec to the first answer of ``GET /`` (polled)."""
+    out: dict[str, Any] = {}
+    variants = {
+        "python -m ticketsys monolith": [PY, "-m", "ticketsys", "monolith"],
+        ".venv/bin/ticketsys monolith": [str(VENV / "ticketsys"), "monolith"],
+    }
+    for label, argv in variants.items():
+        times = []
+        for _ in range(opts.startup_reps):
+            port = free_port()
+            workdir = tempfile.mkdtemp(prefix="loadrun-start-")
+            t0 = time.perf_counter()
+            p = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *argv, "--port", str(port)],
+                env=env_for({}, workdir),
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_ready(port, [p], path="/")
+                times.append(time.perf_counter() - t0)
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+                shutil.rmtree(workdir, ignore_errors=True)
+        out[label] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times]}
+        say(f"== start-up, {label}: median {out[label]['median_s']} s of {out[label]['runs_s']}")
+    return out
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if value == float("inf"):
+        return "∞"
+    return f"{value:.{digits}f}"
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    s = results["setups"]
+
+    def rps(name: str) -> float | None:
+        return s.get(name, {}).get("throughput", {}).get("purchase", {}).get("median_rps")
+
+    def p95(name: str, rate: str) -> float | None:
+        return s.get(name, {}).get("latency", {}).get(rate, {}).get("p95_ms")
+
+    def mib(name: str) -> float | None:
+        rss = s.get(name, {}).get("rss_kib")
+        return round(sum(rss.values()) / 1024, 1) if rss else None
+
+    rows = []
+
+    def row(figure: str, target: str, measured: str, met: bool | None) -> None:
+        rows.append({"figure": figure, "target": target, "measured": measured, "met": met})
+
+    ceil, mono, micro = rps("ceiling"), rps("monolith"), rps("microservices")
+    if ceil and mono:
+        row("monolith POST /purchase max throughput", "≥ 25 % of the ceiling's",
+            f"{mono:,.0f} req/s = {100 * mono / ceil:.0f} % of {ceil:,.0f}", mono >= 0.25 * ceil)  # fmt: skip
+    c95, m95 = p95("ceiling", "20000"), p95("monolith", "20000")
+    if c95 and m95:
+        row("monolith P95 at 20k req/s", "≤ 2x the ceiling's P95",
+            f"{_f(m95)} ms vs ceiling {_f(c95)} ms ({m95 / c95:.1f}x)", m95 <= 2 * c95)  # fmt: skip
+    if micro and mono:
+        row("microservices POST /purchase max throughput", "≥ 35 % of the monolith's",
+            f"{micro:,.0f} req/s = {100 * micro / mono:.0f} %", micro >= 0.35 * mono)  # fmt: skip
+    u95 = p95("microservices", "5000")
+    if u95 is not None:
+        row("microservices P95 at 5k req/s", "≤ 0.5 ms", f"{_f(u95)} ms", u95 <= 0.5)
+    if mib("monolith") is not None:
+        idle = round(sum(s["monolith"]["idle_rss_kib"].values()) / 1024, 1)
+        row("monolith resident memory after load", "≤ 30 MB",
+            f"{mib('monolith')} MiB (idle {idle} MiB; {s['monolith'].get('tickets_sold', 0):,} orders held)",
+            mib("monolith") <= 30)  # fmt: skip
+    if mib("microservices") is not None:
+        idle = round(sum(s["microservices"]["idle_rss_kib"].values()) / 1024, 1)
+        row("vacancy + ticket resident memory after load", "≤ 60 MB",
+            f"{mib('microservices')} MiB (idle {idle} MiB)", mib("microservices") <= 60)  # fmt: skip
+    start = results.get("startup", {}).get(".venv/bin/ticketsys monolith", {}).get("median_s")
+    if start is not None:
+        row("ticketsys monolith start to first answer", "≤ 0.5 s", f"{start:.3f} s", start <= 0.5)
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["setups"]
+    rates = results["config"]["rates"]
+    lines = [
+        f"Machine: {results['machine']['cpu']}, {results['machine']['cpus']} CPUs, "
+        f"Python {results['machine']['python']}, {results['machine']['kernel']}, "
+        f"commit {results['machine']['commit']}; servers on CPU {SERVER_CPU}, "
+        f"load on CPU {LOAD_CPU}; medians of {results['config']['runs']} run(s); {results['started']}.",
+        "",
+        "| setup | GET /available req/s | POST /purchase req/s | "
+        + " | ".join(f"P50 / P95 / P99 / P99.9 ms @ {r // 1000}k/s" for r in rates)
+        + " | RSS idle → after load MiB |",
+        "|---|---:|---:|" + "---:|" * len(rates) + "---:|",
+    ]
+    for name, r in s.items():
+        t = r["throughput"]
+        cells = [
+            name,
+            f"{t.get('available', {}).get('median_rps') or 0:,.0f}",
+            f"{t.get('purchase', {}).get('median_rps') or 0:,.0f}",
+        ]
+        for rate in rates:
+            lat = r["latency"].get(str(rate), {})
+            cells.append(" / ".join(_f(lat.get(k), 2) for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms")))
+        idle = sum(r["idle_rss_kib"].values()) / 1024
+        after = sum(r["rss_kib"].values()) / 1024
+        cells.append(f"{idle:.1f} → {after:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if "startup" in results:
+        lines += ["", "Start to first answer (median): " + "; ".join(
+            f"`{k}` {v['median_s']:.3f} s" for k, v in results["startup"].items())]  # fmt: skip
+    rows = targets(results)
+    if rows:
+        lines += ["", "| figure | target | measured | met? |", "|---|---|---|---|"]
+        for row in rows:
+            met = {True: "yes", False: "**no**", None: "—"}[row["met"]]
+            lines.append(f"| {row['figure']} | {row['target']} | {row['measured']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for ax, key, title in ((axes[0], "p95_ms", "P95"), (axes[1], "p99_ms", "P99")):
+        for name, r in results["setups"].items():
+            points = [
+                (int(rate), v[key])
+                for rate, v in sorted(r["latency"].items(), key=lambda kv: int(kv[0]))
+                if v.get(key) is not None and v[key] != float("inf")
+            ]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(results["config"]["rates"], [f"{r // 1000}k" for r in results["config"]["rates"]])
+        ax.set_xlabel("arrival rate of POST /api/v1/purchase (req/s, open loop)")
+        ax.set_title(f"{title} latency")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("ms (log)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle("ticketsys: purchase latency against arrival rate (server on 1 core)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return {
+        "commit": commit.stdout.strip(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.platform(),
+        "wrk": wrk_version.strip(),
+        "mem_total_mib": int(Path("/proc/meminfo").read_text().split()[1]) // 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 run, short durations: a sanity check")
+    p.add_argument("--setups", nargs="+", choices=list(SETUPS), default=DEFAULT_SETUPS)
+    p.add_argument("--runs", type=int, help="runs per figure (median); default 3, quick 1")
+    p.add_argument("--seconds", type=float, help="seconds per wrk / open-loop run; default 5, quick 2")
+    p.add_argument("--rates", type=int, nargs="+", default=[1000, 5000, 20000])
+    p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
+    p.add_argument("--out", type=Path, default=BENCH / "results")
+    ns = p.parse_args(argv)
+    if shutil.which("wrk") is None:
+        say("loadrun: wrk is not installed (apt-get install -y wrk)")
+        return 2
+    seconds = ns.seconds or (2.0 if ns.quick else 5.0)
+    opts = Options(
+        setups=ns.setups,
+        runs=ns.runs or (1 if ns.quick else 3),
+        wrk_seconds=seconds,
+        open_seconds=seconds,
+        warmup=0.5 if ns.quick else 1.0,
+        rates=sorted(ns.rates),
+        startup_reps=3 if ns.quick else 7,
+        out=ns.out,
+        quick=ns.quick,
+    )
+    opts.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine(),
+        "config": {
+            "runs": opts.runs,
+            "wrk_seconds": opts.wrk_seconds,
+            "open_seconds": opts.open_seconds,
+            "warmup": opts.warmup,
+            "rates": opts.rates,
+            "wrk": "1 thread, 64 keep-alive connections",
+            "initial_stock": STOCK,
+            "server_cpu": SERVER_CPU,
+            "stock_store": "memory unless the setup says otherwise",
+            "load_cpu": LOAD_CPU,
+        },
+        "setups": {},
+    }
+    for name in opts.setups:
+        try:
+            results["setups"][name] = measure_setup(name, opts)
+        except Exception as exc:  # one broken setup must not lose the others' figures
+            say(f"   {name} FAILED: {exc!r}")
+            results.setdefault("failed", {})[name] = repr(exc)
+    if not ns.no_startup:
+        results["startup"] = measure_startup(opts)
+    results["targets"] = targets(results)
+    table = markdown(results)
+    (opts.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (opts.out / "results.md").write_text(table)
+    chart(results, opts.out / "latency.png")
+    print(table)
+    say(f"wrote {opts.out / 'results.md'}, results.json, latency.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
