@@ -128,3 +128,17 @@ def test_a_failed_append_changes_nothing(tmp_path: Path) -> None:
     assert stock.available == 100
     stock._journal._fd = -1
     asyncio.run(stock.close())
+
+
+def test_per_call_keys_are_remembered_briefly() -> None:
+    import time
+
+    from ticketsys.domain.models import CALL_KEY_PREFIX, CALL_KEY_TTL
+
+    stock = StockManager(100, key_ttl=3600)
+    key = CALL_KEY_PREFIX + "abc"
+    asyncio.run(stock.reserve(1, key=key))
+    asyncio.run(stock.reserve(1, key="buyer"))
+    later = time.time() + CALL_KEY_TTL + 1
+    assert stock._call_keys.get(key, later) is None  # forgotten after a minute
+    assert stock._keys.get("buyer", later) is not None  # a buyer's key lives its full window

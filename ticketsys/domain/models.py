@@ -9,6 +9,18 @@ from ticketsys.domain.errors import InvalidQuantity
 # The most tickets one store may hold; also bounds a release or restock request.
 MAX_STOCK = 10**12
 
+# Idempotency keys that a client makes for one call of its own (so that it may repeat that
+# call once if the reply was lost) carry this prefix. They only need to outlive the call's
+# retry, so stores remember them CALL_KEY_TTL seconds, not IDEMPOTENCY_TTL: otherwise every
+# reserve of a sale would stay in memory for a day.
+CALL_KEY_PREFIX = "call:"
+CALL_KEY_TTL = 60.0
+
+
+def remembered_for(key: str, caller_ttl: float) -> float:
+    """How long a store remembers ``key``."""
+    return CALL_KEY_TTL if key.startswith(CALL_KEY_PREFIX) else caller_ttl
+
 
 @dataclass(frozen=True, slots=True)
 class Reservation:

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from ticketsys.domain.errors import IdempotencyConflict, OverRelease, StoreUnavailable
-from ticketsys.domain.models import Reservation
+from ticketsys.domain.models import Reservation, remembered_for
 from ticketsys.storage.redis import Redis, RedisError
 
 log = logging.getLogger("ticketsys.vacancy")
@@ -66,7 +66,7 @@ class RedisStock:
     def __init__(self, redis: Redis, initial: int, key_ttl: float) -> None:
         self._redis = redis
         self.initial = initial
-        self._key_ttl_ms = int(key_ttl * 1000)
+        self._key_ttl = key_ttl
         self._seed = redis.register_script(_SEED)
         self._change = redis.register_script(_CHANGE)
 
@@ -103,8 +103,9 @@ class RedisStock:
 
     async def _run(self, op: str, qty: int, key: str | None) -> Reservation:
         keys = [STOCK_KEY] if key is None else [STOCK_KEY, KEY_PREFIX + key.encode()]
+        ttl_ms = int(remembered_for(key, self._key_ttl) * 1000) if key is not None else 0
         try:
-            reply: list[Any] = await self._change(keys=keys, args=[op, qty, self._key_ttl_ms])
+            reply: list[Any] = await self._change(keys=keys, args=[op, qty, ttl_ms])
         except RedisError as exc:
             # For a reserve, the outcome is unknown: it may have run. Only a keyed repeat is safe.
             raise StoreUnavailable(f"redis: {exc}") from exc

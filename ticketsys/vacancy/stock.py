@@ -8,8 +8,9 @@ counter. A failed append therefore changes nothing. The acknowledgement waits fo
 
 Reserve and release take an optional idempotency key: a repeated key returns the first result
 and changes nothing (a caller whose reply was lost may retry). Keys are kept ``key_ttl``
-seconds and survive restarts with the journal. Only successful changes are remembered: an
-unsuccessful reserve took nothing, so repeating it is harmless.
+seconds (a client's per-call keys: CALL_KEY_TTL) and survive restarts with the journal. Only
+successful changes are remembered: an unsuccessful reserve took nothing, so repeating it is
+harmless.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ticketsys.domain.errors import IdempotencyConflict, OverRelease, StoreUnavailable
-from ticketsys.domain.models import Reservation
+from ticketsys.domain.models import CALL_KEY_PREFIX, CALL_KEY_TTL, Reservation
 from ticketsys.storage.journal import Journal
 from ticketsys.storage.window import DAY, KeyWindow
 
@@ -43,6 +44,7 @@ class StockManager:
         self._available = initial
         self._journal = journal
         self._keys: KeyWindow[_Remembered] = KeyWindow(key_ttl)
+        self._call_keys: KeyWindow[_Remembered] = KeyWindow(CALL_KEY_TTL)
         self._lock = asyncio.Lock()
 
     @property
@@ -67,7 +69,9 @@ class StockManager:
             for record in recovered.records:
                 self._apply(record)
             log.info("recovered the stock: %d of %d available", self._available, self.capacity)
-        self._keys.expire(time.time())
+        now = time.time()
+        self._keys.expire(now)
+        self._call_keys.expire(now)
         self._journal.compact(self.snapshot())
         self._journal.start_background_sync()
 
@@ -132,13 +136,16 @@ class StockManager:
         result = Reservation(True, self._available)
         key = record.get("key")
         if key is not None:
-            self._keys.put(key, _Remembered(op, qty, result), float(record["t"]))
+            self._window(key).put(key, _Remembered(op, qty, result), float(record["t"]))
         return result
+
+    def _window(self, key: str) -> KeyWindow[_Remembered]:
+        return self._call_keys if key.startswith(CALL_KEY_PREFIX) else self._keys
 
     def _recall(self, key: str | None, op: str, qty: int) -> Reservation | None:
         if key is None:
             return None
-        seen = self._keys.get(key, time.time())
+        seen = self._window(key).get(key, time.time())
         if seen is None:
             return None
         if (seen.op, seen.qty) != (op, qty):
@@ -150,14 +157,18 @@ class StockManager:
         return {
             "capacity": self.capacity,
             "available": self._available,
-            "keys": [[k, r.op, r.qty, r.result.remaining, at] for k, r, at in self._keys.items()],
+            "keys": [
+                [k, r.op, r.qty, r.result.remaining, at]
+                for window in (self._keys, self._call_keys)
+                for k, r, at in window.items()
+            ],
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.capacity = int(state["capacity"])
         self._available = int(state["available"])
         for k, op, qty, remaining, at in state["keys"]:
-            self._keys.put(k, _Remembered(op, int(qty), Reservation(True, int(remaining))), float(at))
+            self._window(k).put(k, _Remembered(op, int(qty), Reservation(True, int(remaining))), float(at))
 
     def __repr__(self) -> str:
         store = "journal" if self._journal is not None else "memory"

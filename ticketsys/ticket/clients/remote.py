@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ticketsys.domain.errors import InvalidQuantity, VacancyUnavailable
-from ticketsys.domain.models import Reservation
+from ticketsys.domain.models import CALL_KEY_PREFIX, Reservation
 from ticketsys.http.client import ClientError, ClientTimeout, HttpClient
 
 
@@ -89,7 +89,7 @@ class RemoteVacancyClient:
 
 
 def _fresh_key() -> str:
-    return "call:" + os.urandom(12).hex()
+    return CALL_KEY_PREFIX + os.urandom(12).hex()
 
 
 def _reservation(payload: dict[str, Any]) -> Reservation:
