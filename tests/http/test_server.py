@@ -796,7 +796,7 @@ def test_idle_timer_waits_for_a_slow_handler() -> None:
         peer.send(GET_GATE_A)
         await peer.gates.entered_("a")
         await peer.tick(LIMITS.keepalive_timeout * 3)  # no timer runs while we are busy
-        assert peer.conn._timer is None and not peer.closed
+        assert not peer.conn.deadline_pending and not peer.closed
         peer.gates.release("a")
         await peer.settle()
         assert [r.status for r in peer.take()] == [200]
@@ -1010,7 +1010,8 @@ def test_client_gone_mid_request_is_cleaned_up() -> None:
         await peer.settle()
         assert seen == ["http.request", "http.disconnect"]  # the second request never ran
         assert peer.transport.data == b""  # the late answer was dropped, without an error
-        assert peer.conn._timer is None and peer.conn not in peer.state.connections
+        assert peer.conn._timer is None and not peer.conn.deadline_pending
+        assert peer.conn not in peer.state.connections
         assert peer.state.all_closed.is_set()
 
     run(main)

@@ -7,9 +7,12 @@ the queue in order, so pipelined requests get their responses in the order they 
 task exists only while there is work. Each request gets a ``RequestCycle``: its ASGI scope,
 ``receive``/``send``, and the flags of its response (started, complete, keep-alive).
 
-Timers: one handle per connection, re-armed only through ``_arm_timer`` (which cancels the
-previous). While idle it is the keep-alive timer (close quietly); from the first byte of a
-request until its last it is the request timer (408, close).
+Timers: one deadline per connection, set only through ``_arm_timer`` (which replaces the
+previous one). While idle it is the keep-alive deadline (close quietly); from the first byte
+of a request until its last it is the request deadline (408, close). Deadlines are plain
+attributes; at most one loop timer is armed, and when it fires before the current deadline it
+re-arms for the rest. A busy keep-alive connection thus re-arms about once per keep-alive
+period instead of creating and cancelling two libuv timers per request (~5 us of ~45 here).
 
 Ending a connection. Once the connection is known to end -- a protocol error, a request that
 asked to close, a request timeout, or server shutdown -- it accepts no new request
@@ -138,7 +141,10 @@ class HttpConnection(asyncio.Protocol):
         self._incoming: _Incoming | None = None
         self._queue: deque[RequestCycle | Response] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the armed loop timer, if any
+        self._timer_at = 0.0  # when it fires
+        self._deadline = 0.0
+        self._on_deadline: Callable[[], None] | None = None  # None: no deadline pending
         self._reading_paused = False
         self._writable = asyncio.Event()
         self._writable.set()
@@ -171,7 +177,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.state.discard(self)
-        self._cancel_timer()
+        self._stop_timer()
         self.disconnected.set()
         self._writable.set()  # wake a writer stuck in drain(); it will see `closed`
 
@@ -404,23 +410,43 @@ class HttpConnection(asyncio.Protocol):
 
     # -- timers and closing ----------------------------------------------------------------
 
+    @property
+    def deadline_pending(self) -> bool:
+        return self._on_deadline is not None
+
     def _arm_timer(self, delay: float, callback: Callable[[], None]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(delay, callback)
+        when = self.loop.time() + delay
+        self._deadline, self._on_deadline = when, callback
+        if self._timer is None or when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = self.loop.call_at(when, self._timer_fired), when
 
     def _cancel_timer(self) -> None:
+        self._on_deadline = None  # the armed timer, if any, will find nothing to do
+
+    def _stop_timer(self) -> None:
+        self._on_deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _idle_timeout(self) -> None:
+    def _timer_fired(self) -> None:
         self._timer = None
+        action = self._on_deadline
+        if action is None:
+            return
+        if self.loop.time() < self._deadline:  # moved later since this timer was armed
+            self._timer, self._timer_at = self.loop.call_at(self._deadline, self._timer_fired), self._deadline
+            return
+        self._on_deadline = None
+        action()
+
+    def _idle_timeout(self) -> None:
         if self._worker is None and self._incoming is None:
             self.close()
 
     def _request_timeout(self) -> None:
-        self._timer = None
         if self._reading_paused:
             # We stopped reading (too many pipelined requests waiting): the stall is ours,
             # not the client's. Give it another period; we will be reading again by then.
@@ -446,7 +472,7 @@ class HttpConnection(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
