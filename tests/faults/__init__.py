@@ -1,0 +1,1 @@
+"""Fault tests: real processes killed, frozen or flooded, and what they must still promise."""
