@@ -44,7 +44,7 @@ class Service:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -98,7 +98,7 @@ def start(
     data_dir: Path,
     *,
     port: int | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     hypercorn: bool = False,
     wait: bool = True,
     cwd: Path | None = None,
@@ -106,17 +106,18 @@ def start(
     """Start ``service`` (monolith, vacancy, ticket) as a real process.
 
     Defaults: the durable journal store in its own ``data_dir``, INITIAL_STOCK 1000, logs at
-    warning. ``hypercorn`` serves ``ticketsys.apps.<service>:app`` instead of bin/ticketsys.
+    warning; a variable set to None in ``env`` is left out. ``hypercorn`` serves
+    ``ticketsys.apps.<service>:app`` instead of bin/ticketsys.
     """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    environment = {
-        **os.environ,
+    chosen: dict[str, str | None] = {
         "DATA_DIR": str(data_dir / "data"),
         "INITIAL_STOCK": "1000",
         "LOG_LEVEL": "warning",
-        **(env or {}),
     }
+    chosen.update(env or {})
+    environment = {k: v for k, v in {**os.environ, **chosen}.items() if v is not None}
     if hypercorn:
         command = [
             str(VENV_BIN / "hypercorn"),
