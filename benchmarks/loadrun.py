@@ -121,7 +121,38 @@ SETUPS: dict[str, dict[str, Any]] = {
         "procs": [[PY, "-m", "ticketsys", "monolith", "--port", "{port}"]],
         "env": {"SERVER_DISPATCH": "asgi"},
     },
+    # "redis": True starts a redis-server (AOF, fsync everysec) on "{redisport}", also on
+    # CPU 0, before the procs, and points STOCK_STORE at it. Its RSS is reported apart.
+    "monolith-redis": {
+        "about": "the monolith with STOCK_STORE=redis:// (redis-server on CPU 0 too)",
+        "procs": [[PY, "-m", "ticketsys", "monolith", "--port", "{port}"]],
+        "redis": True,
+    },
+    "monolith-redis-2workers": {
+        "about": "monolith --workers 2 (SO_REUSEPORT) on one Redis, all on CPU 0",
+        "procs": [[PY, "-m", "ticketsys", "monolith", "--port", "{port}", "--workers", "2"]],
+        "redis": True,
+    },
+    "microservices-redis": {
+        "about": "vacancy + ticket, both on one Redis, all on CPU 0",
+        "procs": [
+            [PY, "-m", "ticketsys", "vacancy", "--port", "{port2}"],
+            [PY, "-m", "ticketsys", "ticket", "--port", "{port}"],
+        ],
+        "env": {"VACANCY_URL": "http://127.0.0.1:{port2}"},
+        "redis": True,
+    },
+    "microservices-redis-2tickets": {
+        "about": "vacancy + ticket --workers 2 (two replicas on one port), one Redis, all on CPU 0",
+        "procs": [
+            [PY, "-m", "ticketsys", "vacancy", "--port", "{port2}"],
+            [PY, "-m", "ticketsys", "ticket", "--port", "{port}", "--workers", "2"],
+        ],
+        "env": {"VACANCY_URL": "http://127.0.0.1:{port2}"},
+        "redis": True,
+    },
 }
+REDIS_SERVER = "/usr/bin/redis-server"
 DEFAULT_SETUPS = [
     "ceiling", "monolith", "monolith-asgi", "monolith-journal", "uvicorn", "hypercorn",
     "microservices", "microservices-httpx",
@@ -196,6 +227,34 @@ def wait_ready(
     raise RuntimeError(f"port {port} did not answer {path} within {limit} s")
 
 
+def wait_redis(port: int, proc: subprocess.Popen[bytes], limit: float = 15.0) -> float:
+    """Poll PING until redis-server answers +PONG; returns the seconds it took."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode} before answering")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(64).startswith(b"+PONG"):
+                return time.perf_counter() - start
+        time.sleep(0.002)
+    raise RuntimeError(f"redis-server on port {port} did not answer PING within {limit} s")
+
+
+def wait_listeners(port: int, count: int, procs: list[subprocess.Popen[bytes]], limit: float = 15.0) -> None:
+    """Wait until ``count`` sockets listen on ``port`` (``--workers``: one per worker, by
+    SO_REUSEPORT), so that the load spreads over all of them from the first connection."""
+    start, want = time.perf_counter(), f":{port:04X} "
+    while time.perf_counter() - start < limit:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if sum(1 for line in lines if want in line and line.split()[3] == "0A") >= count:
+            return
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("a server exited before all its workers listened")
+        time.sleep(0.002)
+    raise RuntimeError(f"fewer than {count} listeners on port {port} after {limit} s")
+
+
 def cpu_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs since boot."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -266,10 +325,17 @@ class Running:
     name: str
     port: int
     procs: list[subprocess.Popen[bytes]]
+    redis: subprocess.Popen[bytes] | None = None  # not in procs: its RSS is reported apart
     idle_rss_kib: dict[str, int] = field(default_factory=dict)
+    idle_redis_rss_kib: int | None = None
 
     def pids(self) -> list[int]:
-        return [pid for p in self.procs for pid in descendants(p.pid)]
+        """Every process of the setup, redis-server included (for the CPU accounting)."""
+        extra = [self.redis] if self.redis else []
+        return [pid for p in self.procs + extra for pid in descendants(p.pid)]
+
+    def redis_rss(self) -> int | None:
+        return rss_kib(self.redis.pid) if self.redis else None
 
     def rss(self) -> dict[str, int]:
         """VmRSS in KiB per process we started (its children included), by role."""
@@ -290,7 +356,9 @@ def env_for(extra: dict[str, str], workdir: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("VACANCY", "INITIAL", "MAX_", "DEPLOY", "SERVER_", "STOCK", "WORKERS", "FSYNC"))
+        if not k.startswith(
+            ("VACANCY", "INITIAL", "MAX_", "DEPLOY", "SERVER_", "STOCK", "WORKERS", "FSYNC", "REDIS")
+        )
     }
     env.update(
         {
@@ -310,31 +378,49 @@ def env_for(extra: dict[str, str], workdir: str) -> dict[str, str]:
 @contextlib.contextmanager
 def started(name: str, opts: Options) -> Iterator[Running]:
     spec = SETUPS[name]
-    port, port2 = free_port(), free_port()
-    fill = {"port": str(port), "port2": str(port2)}
+    port, port2, redisport = free_port(), free_port(), free_port()
+    fill = {"port": str(port), "port2": str(port2), "redisport": str(redisport)}
     workdir = tempfile.mkdtemp(prefix=f"loadrun-{name}-")  # no stray .env or data/ is read
-    env = env_for({k: v.format(**fill) for k, v in spec.get("env", {}).items()}, workdir)
+    extra = {
+        **({"STOCK_STORE": "redis://127.0.0.1:{redisport}/0"} if spec.get("redis") else {}),
+        **spec.get("env", {}),
+    }
+    env = env_for({k: v.format(**fill) for k, v in extra.items()}, workdir)
     if name in ("hypercorn", "uvicorn"):
         env["DEPLOYMENT_MODE"] = "monolith"
     procs: list[subprocess.Popen[bytes]] = []
+    redis: subprocess.Popen[bytes] | None = None
     opts.log_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        for i, argv in enumerate(spec["procs"]):
-            log = open(opts.log_dir / f"{name}-{i}.log", "ab")  # noqa: SIM115 - closed with the process
+
+    def spawn(argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        with open(opts.log_dir / f"{name}-{log_name}.log", "ab") as log:
             args = ["taskset", "-c", SERVER_CPU] + [a.format(**fill) for a in argv]
-            procs.append(subprocess.Popen(args, env=env, cwd=workdir, stdout=log, stderr=log))
-            log.close()
+            return subprocess.Popen(args, env=env, cwd=workdir, stdout=log, stderr=log)
+
+    try:
+        if spec.get("redis"):
+            redis = spawn(
+                [REDIS_SERVER, "--port", "{redisport}", "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--appendfsync", "everysec", "--dir", workdir],
+                "redis",
+            )  # fmt: skip
+            wait_redis(redisport, redis)
+        for i, argv in enumerate(spec["procs"]):
+            procs.append(spawn(argv, str(i)))
             # Vacancy must answer before Ticket starts (its readiness asks Vacancy).
             wait_ready(int(port2) if "{port2}" in argv else port, procs)
-        running = Running(name, port, procs)
+            if "--workers" in argv:
+                wait_listeners(port, int(argv[argv.index("--workers") + 1]), procs)
+        running = Running(name, port, procs, redis)
         time.sleep(0.2)  # not readiness (polled above): let start-up garbage settle before RSS
         running.idle_rss_kib = running.rss()
+        running.idle_redis_rss_kib = running.redis_rss()
         yield running
     finally:
-        for p in reversed(procs):
+        for p in reversed(procs + ([redis] if redis else [])):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in reversed(procs):
+        for p in reversed(procs + ([redis] if redis else [])):
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
@@ -449,11 +535,14 @@ def measure_setup(name: str, opts: Options) -> dict[str, Any]:
                 "runs": runs,
             }
         result["rss_kib"] = running.rss()
+        if running.redis:
+            result["redis_rss_kib"] = {"idle": running.idle_redis_rss_kib, "after": running.redis_rss()}
         if name != "ceiling":
             status, body = http_get(running.port, "/api/v1/available")
             if status == 200:
                 result["tickets_sold"] = STOCK - int(json.loads(body)["available"])
-    say(f"   RSS idle {result['idle_rss_kib']} KiB, after load {result['rss_kib']} KiB")
+    say(f"   RSS idle {result['idle_rss_kib']} KiB, after load {result['rss_kib']} KiB"
+        + (f"; redis-server {result['redis_rss_kib']} KiB" if "redis_rss_kib" in result else ""))  # fmt: skip
     return result
 
 
@@ -558,7 +647,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| setup | GET /available req/s | POST /purchase req/s | "
         + " | ".join(f"P50 / P95 / P99 / P99.9 ms @ {r // 1000}k/s" for r in rates)
-        + " | RSS idle → after load MiB |",
+        + " | RSS idle → after load MiB (servers, workers included) |",
         "|---|---:|---:|" + "---:|" * len(rates) + "---:|",
     ]
     for name, r in s.items():
@@ -574,6 +663,11 @@ def markdown(results: dict[str, Any]) -> str:
         idle = sum(r["idle_rss_kib"].values()) / 1024
         after = sum(r["rss_kib"].values()) / 1024
         cells.append(f"{idle:.1f} → {after:.1f}")
+        if r.get("redis_rss_kib"):
+            redis = r["redis_rss_kib"]
+            cells[-1] += (
+                f" (+ redis-server {(redis['idle'] or 0) / 1024:.1f} → {(redis['after'] or 0) / 1024:.1f})"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     if "startup" in results:
         lines += ["", "Start to first answer (median): " + "; ".join(
