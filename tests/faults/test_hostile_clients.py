@@ -97,14 +97,13 @@ def read_until_closed(socks: list[socket.socket], bound: float) -> dict[socket.s
     with selectors.DefaultSelector() as selector:  # epoll: select() stops at fd 1024
         for sock in socks:
             sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
+            selector.register(sock, selectors.EVENT_READ, sock)
         open_count = len(socks)
         while open_count:
             left = deadline - time.monotonic()
             assert left > 0, f"{open_count} half-open connections still open after {bound}s"
             for key, _ in selector.select(timeout=left):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                sock = key.data
                 try:
                     chunk = sock.recv(65536)
                 except ConnectionResetError:
@@ -125,6 +124,7 @@ def test_idle_and_half_open_connections_do_not_starve_a_fresh_client(
     with running(monolith), ExitStack() as held:
         idle = [held.enter_context(connect(monolith)) for _ in range(IDLE)]
         half_open = []
+        first_byte = time.monotonic()  # the half-open ones' request clocks start about here
         for i in range(HALF_OPEN):
             sock = held.enter_context(connect(monolith))
             sock.sendall(HALF_REQUESTS[i % len(HALF_REQUESTS)])
@@ -135,7 +135,9 @@ def test_idle_and_half_open_connections_do_not_starve_a_fresh_client(
             monolith, "POST", "/api/v1/purchase", b'{"qty": 2}'
         )
         # Both answered while every hostile connection was still held, not after they were cut.
-        held_during = sum(still_open_and_silent(s) for s in idle + half_open)
+        idle_held = sum(still_open_and_silent(s) for s in idle)
+        half_open_held = sum(still_open_and_silent(s) for s in half_open)
+        answered_within = time.monotonic() - first_byte
 
         answers = read_until_closed(half_open, REAP_BOUND)
         idle_after = sum(still_open_and_silent(s) for s in idle)
@@ -155,7 +157,9 @@ def test_idle_and_half_open_connections_do_not_starve_a_fresh_client(
         "half_open": HALF_OPEN,
         "available_ms": round(available_took * 1000),
         "purchase_ms": round(purchase_took * 1000),
-        "held_while_answering": held_during,
+        "answered_ms_after_first_half_open": round(answered_within * 1000),
+        "idle_held_while_answering": idle_held,
+        "half_open_held_while_answering": half_open_held,
         "half_open_408": endings["408"],
         "half_open_eof": endings["eof"],
         "idle_open_after_reap": idle_after,
@@ -167,7 +171,11 @@ def test_idle_and_half_open_connections_do_not_starve_a_fresh_client(
     assert available_status == 200, available_body
     assert purchase_status == 200, purchase_body
     assert available_took < ANSWER_BOUND and purchase_took < ANSWER_BOUND
-    assert held_during == IDLE + HALF_OPEN, "hostile connections were dropped before the fresh client's turn"
+    assert idle_held == IDLE, "idle connections were dropped before the fresh client's turn"
+    # (Only a machine so slow that REQUEST_TIMEOUT passed meanwhile may have cut half-open ones.)
+    assert half_open_held == HALF_OPEN or answered_within >= REQUEST_TIMEOUT, (
+        f"half-open connections were cut {answered_within:.2f}s after their first byte"
+    )
     assert set(endings) <= {"408", "eof"}, endings
     assert all(b'"request_timeout"' in data for data in answers.values() if data), endings
     assert idle_after == IDLE, "idle connections were closed with a keep-alive timeout of 60 s"
