@@ -37,7 +37,7 @@ from tests.faults.load import (
     retry_until_answered,
     run_buyers,
 )
-from tests.support.services import Service, running, start
+from tests.support.services import Service, get, running, start
 
 pytestmark = pytest.mark.slow
 
@@ -196,10 +196,14 @@ def test_vacancy_kill9_with_keys_sells_exactly_what_was_acknowledged(
         assert probe.status == 503, probe
         assert probe.body.get("error") == "vacancy_unavailable", probe
         assert time.monotonic() - began < 2.0
+        # Alive but not ready: a balancer would stop sending buyers, a supervisor not restart it.
+        assert get(ticket.url, "/healthz")[0] == 200
+        assert get(ticket.url, "/readyz")[0] == 503
         down_answers = sale.statuses()
 
         revived = start("vacancy", tmp_path / "v", port=vacancy.port, env=STOCK_ENV)
         with running(revived):
+            assert get(ticket.url, "/readyz")[0] == 200, "ticket did not reconnect to the revived vacancy"
             sold_at_restart = INITIAL - asyncio.run(available(revived.url))
             assert_within_flight(sale, sold_at_restart)
             unanswered = sale.unanswered
