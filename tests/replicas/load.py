@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis as redislib
 
 from tests.redis_server import RedisServer
 from tests.support.services import Service, start
@@ -262,9 +263,17 @@ async def settle(ledger: Ledger, urls: Sequence[str], timeout: float = 15.0) -> 
     return settled
 
 
-async def read_orders(sales: Mapping[str, Answer], urls: Sequence[str], *, elsewhere: bool) -> None:
+async def read_orders(
+    sales: Mapping[str, Answer], urls: Sequence[str], *, elsewhere: bool, stale_tries: int = 0
+) -> None:
     """GET every sold order (from the replica that did *not* sell it, if ``elsewhere``) and
-    check it is the order that was answered: same qty and remaining. 50 readers at once."""
+    check it is the order that was answered: same qty and remaining. 50 readers at once.
+
+    ``stale_tries``: after a Redis restart, each connection a process pooled before it fails
+    its first command with 503 store_unavailable (a known defect, shown on its own by
+    test_redis_faults.py::test_the_first_request_after_a_redis_restart_is_answered); a read is
+    safe to repeat, so a 503 is repeated up to this many times there.
+    """
     queue = list(sales.items())
 
     async def reader() -> None:
@@ -273,7 +282,10 @@ async def read_orders(sales: Mapping[str, Answer], urls: Sequence[str], *, elsew
                 order_id, sale = queue.pop()
                 others = [url for url in urls if url != sale.url] if elsewhere else list(urls)
                 for url in others:
-                    status, order = await http.get_json(url, f"/api/v1/orders/{order_id}")
+                    for _ in range(stale_tries + 1):
+                        status, order = await http.get_json(url, f"/api/v1/orders/{order_id}")
+                        if status != 503:
+                            break
                     assert status == 200, (url, order_id, order)
                     assert (order["order_id"], order["qty"]) == (order_id, sale.qty), (order, sale)
                     assert order["remaining"] == sale.body["remaining"], (order, sale)
@@ -309,11 +321,19 @@ def assert_serial(sales: Mapping[str, Answer], initial: int) -> None:
 
 class Redis:
     """A redis-server (AOF on) that a test may kill, freeze and restart on the same port and
-    directory, so that its append-only file brings the data back."""
+    directory, so that its append-only file brings the data back.
 
-    def __init__(self, directory: Path) -> None:
+    ``appendfsync always``, not tests/redis_server.py's ``everysec``: under ``everysec``,
+    while a background fsync is slow Redis postpones writing its AOF buffer (up to 2 s) yet
+    still answers the commands in it, so SIGKILL can drop writes it acknowledged. That is
+    Redis's documented window (README: "as Redis's appendfsync"), not ticketsys's, and these
+    tests account for ticketsys's answers exactly; ``always`` writes before it answers.
+    """
+
+    def __init__(self, directory: Path, appendfsync: str = "always") -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self.appendfsync = appendfsync
         self.server = RedisServer(directory)
         self.paused = False
 
@@ -321,11 +341,20 @@ class Redis:
     @contextmanager
     def running(cls, directory: Path) -> Iterator[Redis]:
         redis = cls(directory)
-        redis.server.start()
+        redis.start()
         try:
             yield redis
         finally:
             redis.close()
+
+    def start(self) -> None:
+        self.server.start()
+        self.command("CONFIG", "SET", "appendfsync", self.appendfsync)
+
+    def command(self, *args: str | bytes) -> Any:
+        """One command on a connection of its own (closed at once: no ResourceWarning)."""
+        with redislib.Redis.from_url(self.url, socket_timeout=5) as connection:
+            return connection.execute_command(*args)
 
     @property
     def url(self) -> str:
@@ -341,7 +370,7 @@ class Redis:
     def restart(self) -> None:
         self.server.kill()
         self.server = RedisServer(self.directory, port=self.port)
-        self.server.start()
+        self.start()
 
     def pause(self) -> None:
         assert self.server.process is not None
