@@ -115,6 +115,7 @@ class Client:
 
     def __init__(self) -> None:
         self._streams: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        self.last_headers: dict[str, str] = {}  # of the last answer, names in lower case
 
     async def request(
         self, url: str, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
@@ -136,11 +137,13 @@ class Client:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {url.removeprefix('http://')}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body or method == "POST":
-            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+            if not any(name.lower() == "content-type" for name in headers):
+                lines.append("Content-Type: application/json")
+            lines.append(f"Content-Length: {len(body)}")
         writer.write("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
         head = await reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        fields = {}
+        fields: dict[str, str] = {}
         for line in header_lines:
             if line:
                 name, _, value = line.partition(":")
@@ -148,6 +151,7 @@ class Client:
         content = await reader.readexactly(int(fields["content-length"]))
         if fields.get("connection", "").lower() == "close":
             self._drop(url)
+        self.last_headers = fields
         return int(status_line.split(" ")[1]), content
 
     def _drop(self, url: str) -> None:

@@ -49,7 +49,7 @@ def _workers(tmp_path: Path, env: dict[str, str]) -> Iterator[Service]:
     command = [str(BIN), "monolith", "--port", str(port), "--workers", str(WORKERS)]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    service = Service("monolith", port, process, log_path, env)
+    service = Service("monolith", port, process, log_path, {**env})
     try:
         service.wait_healthy()
         yield service
@@ -151,8 +151,8 @@ def test_two_workers_on_redis_sell_exactly_the_stock_and_stop_cleanly(
     # Both workers served: each spent CPU on the sale (the one shared stock kept it exact).
     assert all(seconds > 0.02 for seconds in cpu.values()), cpu
     assert f"{WORKERS} workers on port {monolith.port}" in monolith.log()
-    figures = {"sold": ledger.sold(), "orders": len(ledger.sales()), "seconds": round(took, 2)}
-    figures["worker_cpu_s"] = sorted(cpu.values())
+    figures: dict[str, Any] = {"sold": ledger.sold(), "orders": len(ledger.sales())}
+    figures |= {"seconds": round(took, 2), "worker_cpu_s": sorted(cpu.values())}
     for name, value in figures.items():
         record_property(name, value)
     print(" ".join(f"{name}={value}" for name, value in figures.items()))
