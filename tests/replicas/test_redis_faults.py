@@ -7,6 +7,11 @@ it returns. And (Guarantees): a purchase whose answer was lost, repeated with it
 Idempotency-Key, sells at most once. So during the outage every purchase answers 503 quickly
 (no 200, no 500, no hang), after it purchases succeed again, and once the buyers' unresolved
 keys are repeated the store has taken exactly what the 200 answers sold.
+
+Two defects found here have strict-xfail tests of their own at the end of this file: a
+released reservation sold again by a keyed retry (the outage tests account for those phantom
+sales exactly and xfail when they occur), and pooled connections that fail once each after a
+Redis restart.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ pytestmark = pytest.mark.slow
 BUYERS = 32
 STOCK = 100_000  # never sold out here: the load runs across the whole outage
 REDIS_TIMEOUT = 0.5  # the default, set explicitly since the bound below is derived from it
-# A purchase makes up to four Redis calls in sequence (recall, reserve, order, release), but
-# each fails at its first timeout, and the README promises "about" REDIS_TIMEOUT: 2 s leaves
-# the margin a shared 2-core machine needs without letting a hang pass.
+# README: a 503 "in about" REDIS_TIMEOUT. A purchase sent during the outage fails at its first
+# Redis call (one timeout); one caught at the freeze between reserve and order waits for two
+# (order, then the release). 2 s covers that with the margin a shared 2-core machine needs,
+# and still catches a hang.
 BOUND = 2.0
 
 
