@@ -228,6 +228,36 @@ def test_connection_close_is_honoured(run: Runner) -> None:
     run(main())
 
 
+def test_a_half_closed_client_still_gets_its_answers(run: Runner) -> None:
+    """`printf 'GET ...' | nc -N`: the client sends its requests, shuts its sending side and
+    reads. Every request it sent in full is answered (one still running included), then the
+    server closes; a request cut short by the half-close is dropped."""
+
+    async def main() -> None:
+        backend = Backend()
+        async with serving(backend.app()) as server:
+            client = await Client.connect(server)
+            await client.send(GET_HELLO + GET_SLOW + POST_ECHO + b"GET /hello HTTP/1.1\r\nHo")
+            await backend.slow_entered.wait()
+            client.writer.write_eof()
+            (connection,) = server.state.connections
+            while not connection._last_request:  # the server has seen the EOF, /slow still runs
+                await asyncio.sleep(0)
+            backend.release.set()
+            replies = [await client.reply() for _ in range(3)]
+            assert [r.status for r in replies] == [200, 200, 200]
+            assert replies[2].json()["bytes"] == 10
+            assert await client.at_eof()
+            await client.close()
+
+            idle = await Client.connect(server)  # nothing asked: the half-close just closes
+            idle.writer.write_eof()
+            assert await idle.at_eof()
+            await idle.close()
+
+    run(main())
+
+
 def test_slow_client_gets_408_while_others_are_served(run: Runner) -> None:
     trickle = b"GET /hello HTTP/1.1\r\nHost: test\r\nX-Slow: " + b"s" * 1000  # never finished
 

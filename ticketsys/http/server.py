@@ -181,6 +181,17 @@ class HttpConnection(asyncio.Protocol):
         self.disconnected.set()
         self._writable.set()  # wake a writer stuck in drain(); it will see `closed`
 
+    def eof_received(self) -> bool:
+        """The client shut its sending side (``nc -N``, ``curl`` never does, some load tools
+        do) but may still read: answer every request it sent in full, then close. Closing at
+        once (the default) would drop answers to purchases that did go through."""
+        self._last_request = True
+        self._incoming = None  # cut short by the EOF: it can never complete
+        if self._worker is not None:
+            return True  # the worker answers the queue, then closes (``_last_request``)
+        self._stop_timer()
+        return False
+
     def data_received(self, data: bytes) -> None:
         incoming = self._incoming
         if self._last_request and incoming is None:
