@@ -11,6 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 __all__ = ["Redis", "RedisError", "connect"]
 
@@ -32,5 +33,10 @@ def connect(url: str, *, timeout: float, connect_timeout: float, max_connections
         socket_connect_timeout=connect_timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
+        # Maintenance notifications ("auto" by default since redis-py 7) make the pool skip its
+        # check for a connection the server closed, so after a Redis restart every pooled
+        # connection would fail one command (a 503 with Redis back). Redis Enterprise's
+        # rebinding notices are of no use here.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
