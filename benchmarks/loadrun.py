@@ -417,10 +417,11 @@ def started(name: str, opts: Options) -> Iterator[Running]:
         running.idle_redis_rss_kib = running.redis_rss()
         yield running
     finally:
-        for p in reversed(procs + ([redis] if redis else [])):
+        # One at a time, last started first: Ticket finishes the requests it took (an
+        # overloaded one still has a backlog) while Vacancy and Redis still answer.
+        for p in reversed([redis, *procs] if redis else procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in reversed(procs + ([redis] if redis else [])):
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
