@@ -160,6 +160,14 @@ class Client:
             await self.writer.wait_closed()
 
 
+async def _saw_eof(server: Server) -> None:
+    """Until the server's one connection has seen its client shut the sending side. (It stays
+    open while a request is still being answered: the client may only have half-closed.)"""
+    (connection,) = server.state.connections
+    while not connection._last_request:
+        await asyncio.sleep(0)
+
+
 def test_pipelining_over_a_socket(run: Runner) -> None:
     async def main() -> None:
         async with serving(Backend().app()) as server:
@@ -240,9 +248,7 @@ def test_a_half_closed_client_still_gets_its_answers(run: Runner) -> None:
             await client.send(GET_HELLO + GET_SLOW + POST_ECHO + b"GET /hello HTTP/1.1\r\nHo")
             await backend.slow_entered.wait()
             client.writer.write_eof()
-            (connection,) = server.state.connections
-            while not connection._last_request:  # the server has seen the EOF, /slow still runs
-                await asyncio.sleep(0)
+            await _saw_eof(server)  # while /slow still runs
             backend.release.set()
             replies = [await client.reply() for _ in range(3)]
             assert [r.status for r in replies] == [200, 200, 200]
@@ -388,7 +394,7 @@ def test_shutdown_waits_for_a_handler_whose_client_left(run: Runner) -> None:
         await client.send(GET_SLOW)
         await backend.slow_entered.wait()
         await client.close()
-        await server.state.all_closed.wait()  # the server saw the client go
+        await _saw_eof(server)
 
         stopping = asyncio.create_task(server.shutdown())
         done, _ = await asyncio.wait({stopping}, timeout=0.1)
@@ -409,7 +415,7 @@ def test_shutdown_grace_cancels_a_stuck_handler_whose_client_left(run: Runner) -
         await client.send(GET_STUCK)
         await backend.slow_entered.wait()
         await client.close()
-        await server.state.all_closed.wait()
+        await _saw_eof(server)
         await server.shutdown()
         assert backend.cancelled == ["/stuck"] and not server.state.tasks
 
