@@ -267,17 +267,9 @@ async def settle(ledger: Ledger, urls: Sequence[str], timeout: float = 15.0) -> 
     return settled
 
 
-async def read_orders(
-    sales: Mapping[str, Answer], urls: Sequence[str], *, elsewhere: bool, stale_tries: int = 0
-) -> None:
+async def read_orders(sales: Mapping[str, Answer], urls: Sequence[str], *, elsewhere: bool) -> None:
     """GET every sold order (from the replica that did *not* sell it, if ``elsewhere``) and
-    check it is the order that was answered: same qty and remaining. 50 readers at once.
-
-    ``stale_tries``: after a Redis restart, each connection a process pooled before it fails
-    its first command with 503 store_unavailable (a known defect, shown on its own by
-    test_redis_faults.py::test_the_first_request_after_a_redis_restart_is_answered); a read is
-    safe to repeat, so a 503 is repeated up to this many times there.
-    """
+    check it is the order that was answered: same qty and remaining. 50 readers at once."""
     queue = list(sales.items())
 
     async def reader() -> None:
@@ -286,10 +278,7 @@ async def read_orders(
                 order_id, sale = queue.pop()
                 others = [url for url in urls if url != sale.url] if elsewhere else list(urls)
                 for url in others:
-                    for _ in range(stale_tries + 1):
-                        status, order = await http.get_json(url, f"/api/v1/orders/{order_id}")
-                        if status != 503:
-                            break
+                    status, order = await http.get_json(url, f"/api/v1/orders/{order_id}")
                     assert status == 200, (url, order_id, order)
                     assert (order["order_id"], order["qty"]) == (order_id, sale.qty), (order, sale)
                     assert order["remaining"] == sale.body["remaining"], (order, sale)

@@ -111,6 +111,58 @@ def test_an_order_that_cannot_be_recorded_releases_its_tickets(tmp_path: Path) -
     asyncio.run(orders.close())
 
 
+class _FailsOnce(OrderBook):
+    """An order book whose first write fails, as a full disk or a lost Redis would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = True
+
+    async def add(self, order: Order, key: str | None, fingerprint: str) -> Order:
+        if self.failing:
+            self.failing = False
+            raise StoreUnavailable("disk full")
+        return await super().add(order, key, fingerprint)
+
+
+def test_a_retry_after_compensation_cannot_get_tickets_already_sold_again() -> None:
+    """The compensation put the tickets back on sale; someone else bought them; the first
+    buyer's retry must find them gone, not an order for them."""
+    ticket, stock = _ticket(2, _FailsOnce())
+
+    async def main() -> None:
+        with pytest.raises(StoreUnavailable):
+            await ticket.purchase(2, key="first")
+        assert stock.available == 2
+        await ticket.purchase(2, key="second")
+        with pytest.raises(SoldOut):
+            await ticket.purchase(2, key="first")
+        assert stock.available == 0
+
+    asyncio.run(main())
+
+
+class _CannotTell(_FailsOnce):
+    """The write timed out and the store cannot be asked: it may still record the order."""
+
+    async def abandon(self, order: Order, key: str | None) -> bool:
+        raise StoreUnavailable("timed out")
+
+
+def test_an_order_that_may_still_be_recorded_keeps_its_reservation_for_the_retry() -> None:
+    ticket, stock = _ticket(2, _CannotTell())
+
+    async def main() -> None:
+        with pytest.raises(StoreUnavailable):
+            await ticket.purchase(2, key="first")
+        assert stock.available == 0  # not undone: that could sell the tickets twice
+        with pytest.raises(SoldOut):
+            await ticket.purchase(2, key="second")
+        assert (await ticket.purchase(2, key="first")).remaining == 0  # the retry completes it
+
+    asyncio.run(main())
+
+
 def test_orders_and_keys_survive_a_restart(tmp_path: Path) -> None:
     def book() -> OrderBook:
         orders = OrderBook(Journal(tmp_path, "orders", FsyncPolicy.NO))

@@ -142,3 +142,20 @@ def test_per_call_keys_are_remembered_briefly() -> None:
     later = time.time() + CALL_KEY_TTL + 1
     assert stock._call_keys.get(key, later) is None  # forgotten after a minute
     assert stock._keys.get("buyer", later) is not None  # a buyer's key lives its full window
+
+
+def test_cancel_undoes_a_keyed_reserve_once_and_forgets_its_key(tmp_path: Path) -> None:
+    stock = _open(tmp_path)
+    asyncio.run(stock.reserve(30, key="purchase:a"))
+    assert asyncio.run(stock.cancel(30, "purchase:a")) == Reservation(True, 100)
+    assert asyncio.run(stock.cancel(30, "purchase:a")) == Reservation(True, 100)  # a repeat: nothing
+    assert asyncio.run(stock.cancel(5, "never-used")) == Reservation(True, 100)
+    assert asyncio.run(stock.reserve(30, key="purchase:a")) == Reservation(True, 70)  # anew
+    with pytest.raises(IdempotencyConflict):
+        asyncio.run(stock.cancel(29, "purchase:a"))
+    asyncio.run(stock.cancel(30, "purchase:a"))
+    asyncio.run(stock.close())
+    again = _open(tmp_path)  # the journal replays the cancels: the key is forgotten there too
+    assert again.available == 100
+    assert asyncio.run(again.reserve(30, key="purchase:a")) == Reservation(True, 70)
+    asyncio.run(again.close())

@@ -53,8 +53,11 @@ class IdempotencyConflict(TicketsysError):
 
 
 class StoreUnavailable(TicketsysError):
-    """The store could not record a change; nothing was acknowledged."""
+    """The store could not record a change; nothing was acknowledged. ``unsent``: the change
+    surely never reached the store (no connection could be had); otherwise, with a store
+    across a network, it may still have been made."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, unsent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unsent = unsent

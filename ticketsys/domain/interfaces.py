@@ -26,6 +26,10 @@ class VacancyClient(Protocol):
         """Put ``qty`` previously reserved tickets back on sale; ``key`` as for reserve."""
         ...
 
+    async def cancel(self, qty: int, key: str) -> Reservation:
+        """Undo the reserve of ``qty`` made with ``key``; see ``StockStore.cancel``."""
+        ...
+
     async def ready(self) -> bool:
         """Whether Vacancy answers now (for readiness probes); never raises."""
         ...
@@ -55,6 +59,14 @@ class StockStore(Protocol):
         """Put ``qty`` back; raises ``OverRelease`` past the capacity."""
         ...
 
+    async def cancel(self, qty: int, key: str) -> Reservation:
+        """Undo the reserve of ``qty`` made with ``key``: put ``qty`` back and forget ``key``,
+        so that a retry of the same purchase reserves anew (a plain release would leave the
+        key answering "reserved" while the tickets are back on sale: sold twice). Does
+        nothing when no reserve with ``key`` is remembered (already cancelled), so repeating
+        it is safe; ``IdempotencyConflict`` if ``key`` made something else."""
+        ...
+
     async def restock(self, qty: int) -> Reservation:
         """Add ``qty`` to both the capacity and the available tickets."""
         ...
@@ -80,6 +92,14 @@ class OrderStore(Protocol):
         """Record ``order`` and return the order on record for ``key``: ``order`` itself, or
         the one another process recorded first for the same key. Raises ``StoreUnavailable``
         only if nothing was recorded."""
+        ...
+
+    async def abandon(self, order: Order, key: str | None) -> bool:
+        """After ``add`` failed: make sure ``order`` can never be recorded later (a write that
+        timed out may still run). True when no order stands on its reservation, which may then
+        be undone; False when one does (``order`` went in after all, or another replica's
+        order for ``key``). Raises ``StoreUnavailable`` when it cannot tell: the reservation
+        must then stay, since undoing it could sell its tickets twice."""
         ...
 
     async def durable(self) -> None:

@@ -78,6 +78,12 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
 }
 
+RESERVATION_KEY: dict[str, Any] = {
+    **IDEMPOTENCY_KEY,
+    "required": True,
+    "description": "The Idempotency-Key of the reserve to undo.",
+}
+
 
 def read_qty(request: Request, max_qty: int) -> int:
     return int_field(json_object(request), "qty", minimum=1, maximum=max_qty)

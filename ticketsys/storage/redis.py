@@ -7,13 +7,25 @@ could apply it twice, so retries are off here: callers repeat only what is safe 
 
 from __future__ import annotations
 
+import re
+
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-__all__ = ["Redis", "RedisError", "connect"]
+__all__ = ["Redis", "RedisError", "connect", "never_sent"]
+
+# redis-py's messages for the two failures that happen before a command is written: no free
+# connection in the pool within the timeout, and a connection that could not be opened.
+_UNSENT = re.compile(r"No connection available|Error .*connecting to")
+
+
+def never_sent(exc: RedisError) -> bool:
+    """Whether the command that failed with ``exc`` surely never reached Redis; if not, a
+    timeout or a dropped connection leaves it unknown whether it ran."""
+    return isinstance(exc, ConnectionError) and _UNSENT.match(str(exc)) is not None
 
 
 def connect(url: str, *, timeout: float, connect_timeout: float, max_connections: int = 32) -> Redis:

@@ -29,6 +29,9 @@ class KeyWindow(Generic[V]):
         self._entries[key] = (value, at)
         self.expire(at)
 
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
     def expire(self, now: float) -> None:
         horizon = now - self.ttl
         entries = self._entries

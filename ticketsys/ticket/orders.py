@@ -78,6 +78,11 @@ class OrderBook:
         self._remember(order, key, fingerprint)
         return order
 
+    async def abandon(self, order: Order, key: str | None) -> bool:
+        # A failed add changed nothing here (the journal refused the append) and this
+        # process owns the book: nothing can record ``order`` later.
+        return order.order_id not in self._orders
+
     async def durable(self) -> None:
         """Wait until what was added is as durable as the fsync policy promises."""
         if self._journal is not None:

@@ -6,8 +6,11 @@ carries a key derived from it, so even a retry after a lost reply takes stock on
 key, the in-process client needs none (nothing is repeated there) and the remote client
 makes one of its own for each reserve, so that it too can repeat one whose reply it lost.
 
-Compensation. If the order cannot be recorded after Vacancy reserved, the reservation is
-released (with its own key, so repeating the release is harmless) before the error is answered.
+Compensation. If the order cannot be recorded after Vacancy reserved, and the order store
+can make sure it never will be (a write that timed out may still run), the reservation is
+undone before the error is answered: a keyed one is cancelled (its tickets back on sale and
+its key forgotten, so the buyer's retry reserves anew; repeating a cancel is harmless), an
+unkeyed one released.
 """
 
 from __future__ import annotations
@@ -71,20 +74,43 @@ class TicketService:
         order = Order(new_order_id(), qty, time.time(), reservation.remaining)
         try:
             recorded = await self.orders.add(order, key, fingerprint)
-        except StoreUnavailable:
-            await self._compensate(qty, reserve_key)
+        except StoreUnavailable as failure:
+            await self._compensate(order, key, reserve_key, failure)
             raise
         await self.orders.durable()
         return recorded
 
-    async def _compensate(self, qty: int, reserve_key: str | None) -> None:
+    async def _compensate(
+        self, order: Order, key: str | None, reserve_key: str | None, failure: StoreUnavailable
+    ) -> None:
+        qty = order.qty
         try:
-            await self.vacancy.release(qty, None if reserve_key is None else f"release:{reserve_key}")
+            if not failure.unsent and not await self.orders.abandon(order, key):
+                log.warning("order %s was recorded after all: its %d tickets stay sold", order.order_id, qty)
+                return
+        except StoreUnavailable as exc:
+            # A write that timed out may still run: undoing the reservation could sell its
+            # tickets twice. They stay reserved: a retry with the key finds them, or they are
+            # lost to this sale, never sold twice.
+            log.error(
+                "order %s may or may not be recorded (%s): its %d tickets stay reserved",
+                order.order_id,
+                exc,
+                qty,
+            )
+            return
+        try:
+            if reserve_key is None:
+                await self.vacancy.release(qty)
+            else:
+                # Not a release: the reserve's key must go too, or the buyer's retry would
+                # find it, take nothing and still get an order for tickets back on sale.
+                await self.vacancy.cancel(qty, reserve_key)
         except (VacancyUnavailable, StoreUnavailable) as exc:
             # The tickets stay reserved with no order: lost to this sale, never sold twice.
-            log.error("could not release %d tickets of reservation %s: %s", qty, reserve_key, exc)
+            log.error("could not put back the %d tickets of order %s: %s", qty, order.order_id, exc)
         else:
-            log.warning("released %d tickets: their order could not be recorded", qty)
+            log.warning("put back %d tickets: order %s could not be recorded", qty, order.order_id)
 
     async def order(self, order_id: str) -> Order | None:
         return await self.orders.get(order_id)

@@ -21,7 +21,7 @@ def _reservation(reservation: Reservation) -> Response:
 def vacancy_routes(
     service: VacancyService, *, internal: bool = True, token: str | None = None
 ) -> list[Route]:
-    """``internal`` adds reserve, release and restock, which only Ticket and operators call
+    """``internal`` adds reserve, release, cancel and restock, which only Ticket and operators call
     (never on the monolith's public surface). With ``token``, they require it as a bearer
     token; restock always requires one."""
     secret = token.encode() if token else None
@@ -42,6 +42,14 @@ def vacancy_routes(
         authorise(request)
         qty = schemas.read_qty(request, MAX_STOCK)
         return _reservation(await service.release(qty, schemas.idempotency_key(request)))
+
+    async def cancel(request: Request) -> Response:
+        authorise(request)
+        qty = schemas.read_qty(request, service.max_qty)
+        key = schemas.idempotency_key(request)
+        if key is None:
+            raise HTTPError(422, "missing_idempotency_key", "name the reserve to undo by its Idempotency-Key")
+        return _reservation(await service.cancel(qty, key))
 
     async def restock(request: Request) -> Response:
         if secret is None:
@@ -84,6 +92,18 @@ def vacancy_routes(
             request_schema=schemas.qty_body(MAX_STOCK),
             responses={200: schemas.RESERVATION, 409: schemas.ERROR, **_QTY_ERRORS},
             **internal_call,  # type: ignore[arg-type]
+        ),
+        Route(
+            "/api/v1/cancel",
+            frozenset({"POST"}),
+            cancel,
+            name="cancel",
+            summary="Undo the reserve made with this Idempotency-Key and forget the key "
+            "(internal: Ticket, when it cannot record the order); repeating it is harmless",
+            request_schema=schemas.qty_body(service.max_qty),
+            responses={200: schemas.RESERVATION, **_QTY_ERRORS},
+            parameters=(schemas.RESERVATION_KEY,),
+            tags=("vacancy",),
         ),
         Route(
             "/api/v1/restock",

@@ -21,6 +21,9 @@ class VacancyService:
         # Releases may return a whole order at once: the store bounds them by its capacity.
         return await self.stock.release(check_quantity(qty, MAX_STOCK), key)
 
+    async def cancel(self, qty: int, key: str) -> Reservation:
+        return await self.stock.cancel(check_quantity(qty, self.max_qty), key)
+
     async def restock(self, qty: int) -> Reservation:
         return await self.stock.restock(check_quantity(qty, MAX_STOCK))
 

@@ -6,7 +6,8 @@ counter. A failed append therefore changes nothing. The acknowledgement waits fo
 ``journal.durable()`` outside the lock, so concurrent reserves share one fsync under the
 ``always`` policy (group commit).
 
-Reserve and release take an optional idempotency key: a repeated key returns the first result
+Cancel undoes a keyed reserve and forgets its key (Ticket's compensation). Reserve and
+release take an optional idempotency key: a repeated key returns the first result
 and changes nothing (a caller whose reply was lost may retry). Keys are kept ``key_ttl``
 seconds (a client's per-call keys: CALL_KEY_TTL) and survive restarts with the journal. Only
 successful changes are remembered: an unsuccessful reserve took nothing, so repeating it is
@@ -103,6 +104,14 @@ class StockManager:
         await self._durable()
         return result
 
+    async def cancel(self, qty: int, key: str) -> Reservation:
+        async with self._lock:
+            if self._recall(key, "reserve", qty) is None:
+                return Reservation(True, self._available)  # cancelled already, or never made
+            result = self._change("cancel", qty, key, qty)
+        await self._durable()
+        return result
+
     async def restock(self, qty: int) -> Reservation:
         """Put ``qty`` more tickets on sale (raises capacity too)."""
         async with self._lock:
@@ -135,7 +144,11 @@ class StockManager:
         self._available += -qty if op == "reserve" else qty
         result = Reservation(True, self._available)
         key = record.get("key")
-        if key is not None:
+        if key is None:
+            pass
+        elif op == "cancel":
+            self._window(key).forget(key)
+        else:
             self._window(key).put(key, _Remembered(op, qty, result), float(record["t"]))
         return result
 

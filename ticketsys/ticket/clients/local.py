@@ -19,6 +19,9 @@ class LocalVacancyClient:
     async def release(self, qty: int, key: str | None = None) -> Reservation:
         return await self._service.release(qty, key)
 
+    async def cancel(self, qty: int, key: str) -> Reservation:
+        return await self._service.cancel(qty, key)
+
     async def ready(self) -> bool:
         return True
 

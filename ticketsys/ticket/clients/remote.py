@@ -51,6 +51,9 @@ class RemoteVacancyClient:
     async def release(self, qty: int, key: str | None = None) -> Reservation:
         return _reservation(await self._call("POST", "/api/v1/release", {"qty": qty}, key or _fresh_key()))
 
+    async def cancel(self, qty: int, key: str) -> Reservation:
+        return _reservation(await self._call("POST", "/api/v1/cancel", {"qty": qty}, key))
+
     async def ready(self) -> bool:
         try:
             await self._call("GET", "/healthz")
