@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.load import CLIENTS, Attempt, Connection, Sale, available, buy, retry_until_answered
+from tests.support.buyers import CLIENTS, Ledger, available, connected, new_key, settle
 from tests.support.services import running, start
 
 pytestmark = pytest.mark.slow
@@ -32,6 +32,7 @@ VACANCY_TIMEOUT = 0.5
 ANSWER_BOUND = 2.0  # connect (.25) + read (.5) timeouts and scheduling slack on a shared machine
 PURCHASES_EACH = 4  # purchases per buyer while Vacancy is frozen
 THAW_DEADLINE = 10.0
+RETRY_DEADLINE = 20.0
 
 # /proc/net/tcp state codes (include/net/tcp_states.h)
 TCP_STATES = {
@@ -76,7 +77,9 @@ def sockets_to(pid: int, port: int) -> Counter[str]:
     return states
 
 
-async def frozen_load(ticket_url: str, ticket_pid: int, vacancy_port: int, sale: Sale) -> tuple[int, float]:
+async def frozen_load(
+    ticket_url: str, ticket_pid: int, vacancy_port: int, ledger: Ledger, rng: random.Random
+) -> tuple[int, float]:
     """``CLIENTS`` buyers, ``PURCHASES_EACH`` purchases each, against the frozen Vacancy,
     while Ticket's sockets to Vacancy are sampled. The most seen at once, the slowest answer."""
     peak = 0
@@ -91,14 +94,10 @@ async def frozen_load(ticket_url: str, ticket_pid: int, vacancy_port: int, sale:
 
     async def buyer() -> None:
         nonlocal slowest
-        conn = Connection(ticket_url)
-        try:
+        async with connected() as http:
             for _ in range(PURCHASES_EACH):
-                began = time.monotonic()
-                await buy(conn, sale.new_attempt())
-                slowest = max(slowest, time.monotonic() - began)
-        finally:
-            conn.close()
+                answer = await ledger.buy(ticket_url, rng.randint(1, 5), new_key(), http=http)
+                slowest = max(slowest, answer.elapsed)
 
     sampler = asyncio.create_task(sample())
     try:
@@ -109,30 +108,17 @@ async def frozen_load(ticket_url: str, ticket_pid: int, vacancy_port: int, sale:
     return peak, slowest
 
 
-async def buy_until_sold(url: str, sale: Sale, deadline: float) -> float:
+async def buy_until_sold(url: str, ledger: Ledger, rng: random.Random, deadline: float) -> float:
     """Poll with fresh purchases until one is answered 200; how long that took."""
-    conn = Connection(url)
-    began = time.monotonic()
-    try:
+    async with connected() as http:
+        began = time.monotonic()
         while True:
-            attempt = await buy(conn, sale.new_attempt())
-            if attempt.acknowledged:
+            answer = await ledger.buy(url, rng.randint(1, 5), new_key(), http=http)
+            if answer.status == 200:
                 return time.monotonic() - began
-            assert attempt.status == 503, attempt
+            assert answer.status == 503, answer
             assert time.monotonic() - began < deadline, f"no sale within {deadline}s of SIGCONT"
             await asyncio.sleep(0.05)  # polling for Vacancy to come back
-    finally:
-        conn.close()
-
-
-async def buy_once(url: str, attempt: Attempt) -> float:
-    conn = Connection(url)
-    began = time.monotonic()
-    try:
-        await buy(conn, attempt)
-    finally:
-        conn.close()
-    return time.monotonic() - began
 
 
 @pytest.mark.parametrize("client", ["pool", "httpx"])
@@ -151,37 +137,37 @@ def test_frozen_vacancy_gets_prompt_503s_bounded_connections_and_exact_stock(
             "VACANCY_CLIENT": client,
         },
     )
-    sale = Sale(keyed=True, rng=random.Random(7))
+    ledger, rng = Ledger(), random.Random(7)
     with running(ticket, vacancy):
         # Warm the pool: connections to a live Vacancy are in use when it freezes.
         for _ in range(10):
-            assert asyncio.run(buy_once(ticket.url, sale.new_attempt())) < ANSWER_BOUND
-        assert all(a.acknowledged for a in sale.attempts), sale.attempts
+            assert asyncio.run(ledger.buy(ticket.url, rng.randint(1, 5), new_key())).elapsed < ANSWER_BOUND
+        assert all(a.status == 200 for a in ledger.answers), ledger.answers
 
         vacancy.pause()
         try:
-            probe = sale.new_attempt()
-            took = asyncio.run(buy_once(ticket.url, probe))
+            probe = asyncio.run(ledger.buy(ticket.url, rng.randint(1, 5), new_key()))
+            took = probe.elapsed
             assert probe.status == 503, probe
-            assert probe.body.get("error") == "vacancy_unavailable", probe
+            assert probe.error == "vacancy_unavailable", probe
             assert took < ANSWER_BOUND, f"503 after {took:.2f}s"
 
-            peak, slowest = asyncio.run(frozen_load(ticket.url, ticket.pid, vacancy.port, sale))
-            frozen_statuses = sale.statuses()
+            peak, slowest = asyncio.run(frozen_load(ticket.url, ticket.pid, vacancy.port, ledger, rng))
+            frozen_statuses = ledger.statuses()
             assert ticket.process.poll() is None, ticket.log()
         finally:
             vacancy.resume()
 
-        thawed_after = asyncio.run(buy_until_sold(ticket.url, sale, THAW_DEADLINE))
-        refused = sale.unanswered
-        acknowledged = sale.acknowledged_qty
-        in_flight = sale.in_flight_qty
+        thawed_after = asyncio.run(buy_until_sold(ticket.url, ledger, rng, THAW_DEADLINE))
+        refused = ledger.unresolved()
+        acknowledged = ledger.sold()
+        in_flight = ledger.in_flight()
         # Vacancy may still be working through reserves it found buffered on waking: the
         # bounds below hold whenever the stock is read, since each such reserve was refused.
         sold_before_retry = INITIAL - asyncio.run(available(vacancy.url))
 
-        asyncio.run(retry_until_answered(ticket.url, refused))
-        assert all(a.acknowledged for a in refused), [a for a in refused if not a.acknowledged]
+        settled = asyncio.run(settle(ledger, [ticket.url], timeout=RETRY_DEADLINE))
+        assert 409 not in ledger.statuses(settled), settled  # each repeated purchase ended 200
         sold = INITIAL - asyncio.run(available(vacancy.url))
         assert ticket.stop() == 0
         assert vacancy.stop() == 0
@@ -196,8 +182,8 @@ def test_frozen_vacancy_gets_prompt_503s_bounded_connections_and_exact_stock(
         "sold_before_retry": sold_before_retry,
         "acknowledged_before_retry": acknowledged,
         "sold": sold,
-        "acknowledged": sale.acknowledged_qty,
-        "doubled": sale.doubled(),
+        "acknowledged": ledger.sold(),
+        "doubled": ledger.doubled(),
     }
     print("\nfrozen vacancy: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
     for key, value in figures.items():
@@ -210,5 +196,5 @@ def test_frozen_vacancy_gets_prompt_503s_bounded_connections_and_exact_stock(
     # Stock taken beyond acknowledged sales only by reserves whose buyers were refused...
     assert acknowledged <= sold_before_retry <= acknowledged + in_flight
     # ...and once those are repeated with their keys, exactly the acknowledged sales.
-    assert sale.doubled() == 0
-    assert sold == sale.acknowledged_qty
+    assert ledger.doubled() == 0
+    assert sold == ledger.sold()

@@ -26,16 +26,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.load import (
+from tests.support.buyers import (
     CLIENTS,
-    Attempt,
-    Connection,
-    Sale,
+    NO_ANSWER,
+    Answer,
+    Ledger,
     available,
-    buy,
-    check_orders,
-    retry_until_answered,
-    run_buyers,
+    connected,
+    new_key,
+    read_orders,
+    settle,
 )
 from tests.support.services import Service, get, running, start
 
@@ -44,24 +44,32 @@ pytestmark = pytest.mark.slow
 INITIAL = 2000
 STOCK_ENV = {"INITIAL_STOCK": str(INITIAL)}
 RESENT_ACKNOWLEDGED = 25  # acknowledged purchases repeated after the restart: same order, nothing taken
+RETRY_DEADLINE = 20.0
 
 RecordProperty = Callable[[str, object], None]
 
 
 class Striker:
-    """Sends SIGKILL to ``victim`` the moment half the stock has been acknowledged."""
+    """Sends SIGKILL to ``victim`` the moment half the stock has been acknowledged.
 
-    def __init__(self, victim: Service, sale: Sale) -> None:
+    It counts the 200 answers' qty as they arrive (``run_buyers`` never repeats a purchase, so
+    each is an order of its own) rather than asking ``Ledger.sold()``, which goes through the
+    whole ledger: on every answer that delay would let the server answer the other buyers'
+    requests before the kill, and leave none in flight.
+    """
+
+    def __init__(self, victim: Service) -> None:
         self.victim = victim
-        self.sale = sale
         self.struck = False
         self.acknowledged_at_kill = 0
 
-    def __call__(self, attempt: Attempt) -> None:
-        if not self.struck and attempt.acknowledged and self.sale.acknowledged_qty >= INITIAL // 2:
+    def __call__(self, answer: Answer) -> None:
+        if self.struck or answer.status != 200:
+            return
+        self.acknowledged_at_kill += answer.qty
+        if self.acknowledged_at_kill >= INITIAL // 2:
             os.kill(self.victim.pid, signal.SIGKILL)  # not Service.kill(): that blocks the loop on wait()
             self.struck = True
-            self.acknowledged_at_kill = self.sale.acknowledged_qty
 
     def stopped(self) -> bool:
         return self.struck
@@ -74,86 +82,115 @@ def report(record_property: RecordProperty, name: str, **figures: int) -> None:
         record_property(key, value)
 
 
-def assert_within_flight(sale: Sale, sold: int) -> None:
+async def run_buyers(
+    url: str,
+    ledger: Ledger,
+    rng: random.Random,
+    *,
+    keyed: bool,
+    stop: Callable[[], bool] = lambda: False,
+    on_answer: Callable[[Answer], None] = lambda answer: None,
+) -> None:
+    """``CLIENTS`` buyers, each on its own keep-alive connection, buying 1-5 tickets at a time
+    (with a fresh key each, if ``keyed``) until sold out (a 409 with nothing left), until
+    ``stop()``, or until their connection dies: a purchase without an answer is not repeated
+    here. A 409 with some tickets left makes the buyer ask for at most that many next time, so
+    a run without faults ends with the stock at exactly zero. ``on_answer`` sees each answer as
+    it arrives (the Striker uses it to strike mid-sale)."""
+
+    async def buyer() -> None:
+        cap = 5
+        async with connected() as http:
+            while not stop():
+                answer = await ledger.buy(url, rng.randint(1, cap), new_key() if keyed else None, http=http)
+                on_answer(answer)
+                if answer.status == NO_ANSWER:
+                    return  # the server went away; what happened to this one is unknown
+                if answer.status == 409:
+                    left = int(answer.body.get("remaining", 0))
+                    if left == 0:
+                        return
+                    cap = min(cap, left)
+
+    await asyncio.gather(*(buyer() for _ in range(CLIENTS)))
+
+
+def assert_within_flight(ledger: Ledger, sold: int) -> None:
     """Stock taken may exceed acknowledged sales only by what was in flight at the kill."""
-    acknowledged = sale.acknowledged_qty
+    acknowledged = ledger.sold()
     assert acknowledged <= sold, f"acknowledged sales lost: {acknowledged} acknowledged, {sold} taken"
-    assert sold <= acknowledged + sale.in_flight_qty, (
-        f"{sold} taken, but only {acknowledged} acknowledged + {sale.in_flight_qty} in flight"
+    assert sold <= acknowledged + ledger.in_flight(), (
+        f"{sold} taken, but only {acknowledged} acknowledged + {ledger.in_flight()} in flight"
     )
 
 
-async def resend_acknowledged(url: str, sale: Sale) -> None:
+async def resend_acknowledged(url: str, ledger: Ledger) -> None:
     """Repeat some acknowledged purchases: after the restart each must get its first order."""
-    conn = Connection(url)
-    try:
-        for attempt in [a for a in sale.attempts if a.acknowledged][:RESENT_ACKNOWLEDGED]:
-            first = attempt.order_ids[0]
-            await buy(conn, attempt)
-            assert attempt.status == 200, attempt
-            assert attempt.order_ids[-1] == first, attempt
-    finally:
-        conn.close()
+    async with connected() as http:
+        for order_id, sale in list(ledger.sales().items())[:RESENT_ACKNOWLEDGED]:
+            again = await ledger.buy(url, sale.qty, sale.key, http=http)
+            assert again.status == 200, again
+            assert again.body["order_id"] == order_id, (sale, again)
 
 
 def test_monolith_kill9_without_keys_keeps_every_acknowledged_sale(
     tmp_path: Path, record_property: RecordProperty
 ) -> None:
     monolith = start("monolith", tmp_path, env=STOCK_ENV)
-    sale = Sale(keyed=False, rng=random.Random(9))
-    strike = Striker(monolith, sale)
+    ledger, rng = Ledger(), random.Random(9)
+    strike = Striker(monolith)
     with running(monolith):
-        asyncio.run(run_buyers(monolith.url, sale, stop=strike.stopped, on_answer=strike))
-    assert strike.struck, f"sold out before the kill: {sale.statuses()}"
+        asyncio.run(run_buyers(monolith.url, ledger, rng, keyed=False, stop=strike.stopped, on_answer=strike))
+    assert strike.struck, f"sold out before the kill: {ledger.statuses()}"
 
     restarted = start("monolith", tmp_path, env=STOCK_ENV)
     with running(restarted):
         sold = INITIAL - asyncio.run(available(restarted.url))
-        lost = asyncio.run(check_orders(restarted.url, sale.attempts))
+        lost = len(asyncio.run(read_orders(ledger.sales(), [restarted.url])))
         assert restarted.stop() == 0
 
-    acknowledged = sale.acknowledged_qty
+    acknowledged = ledger.sold()
     report(
         record_property,
         "monolith kill -9, no keys",
         acknowledged_at_kill=strike.acknowledged_at_kill,
         sold=sold,
         acknowledged=acknowledged,
-        in_flight=sale.in_flight_qty,
+        in_flight=ledger.in_flight(),
         sold_unacknowledged=sold - acknowledged,
         lost=lost,
         doubled=0,  # without keys nothing is repeated, so nothing can be doubled
     )
     assert lost == 0, "acknowledged orders missing after the restart"
-    assert_within_flight(sale, sold)
+    assert_within_flight(ledger, sold)
 
 
 def test_monolith_kill9_with_keys_sells_exactly_what_was_acknowledged(
     tmp_path: Path, record_property: RecordProperty
 ) -> None:
     monolith = start("monolith", tmp_path, env=STOCK_ENV)
-    sale = Sale(keyed=True, rng=random.Random(99))
-    strike = Striker(monolith, sale)
+    ledger, rng = Ledger(), random.Random(99)
+    strike = Striker(monolith)
     with running(monolith):
-        asyncio.run(run_buyers(monolith.url, sale, stop=strike.stopped, on_answer=strike))
-    assert strike.struck, f"sold out before the kill: {sale.statuses()}"
-    unanswered = sale.unanswered
-    in_flight = sale.in_flight_qty
-    acknowledged_before_retry = sale.acknowledged_qty
+        asyncio.run(run_buyers(monolith.url, ledger, rng, keyed=True, stop=strike.stopped, on_answer=strike))
+    assert strike.struck, f"sold out before the kill: {ledger.statuses()}"
+    unanswered = ledger.unresolved()
+    in_flight = ledger.in_flight()
+    acknowledged_before_retry = ledger.sold()
 
     restarted = start("monolith", tmp_path, env=STOCK_ENV)
     with running(restarted):
         sold_at_restart = INITIAL - asyncio.run(available(restarted.url))
-        lost = asyncio.run(check_orders(restarted.url, sale.attempts))
-        assert_within_flight(sale, sold_at_restart)
+        lost = len(asyncio.run(read_orders(ledger.sales(), [restarted.url])))
+        assert_within_flight(ledger, sold_at_restart)
 
-        asyncio.run(retry_until_answered(restarted.url, unanswered))
-        assert all(a.status == 200 for a in unanswered), [a for a in unanswered if a.status != 200]
-        asyncio.run(resend_acknowledged(restarted.url, sale))
+        settled = asyncio.run(settle(ledger, [restarted.url], timeout=RETRY_DEADLINE))
+        assert 409 not in ledger.statuses(settled), settled  # each repeated purchase ended 200
+        asyncio.run(resend_acknowledged(restarted.url, ledger))
         # The rest of the sale, to the last ticket.
-        asyncio.run(run_buyers(restarted.url, sale))
+        asyncio.run(run_buyers(restarted.url, ledger, rng, keyed=True))
         left = asyncio.run(available(restarted.url))
-        lost += asyncio.run(check_orders(restarted.url, sale.attempts))
+        lost += len(asyncio.run(read_orders(ledger.sales(), [restarted.url])))
         assert restarted.stop() == 0
 
     sold = INITIAL - left
@@ -166,13 +203,13 @@ def test_monolith_kill9_with_keys_sells_exactly_what_was_acknowledged(
         in_flight=in_flight,
         retried=len(unanswered),
         sold=sold,
-        acknowledged=sale.acknowledged_qty,
+        acknowledged=ledger.sold(),
         lost=lost,
-        doubled=sale.doubled(),
+        doubled=ledger.doubled(),
     )
     assert lost == 0
-    assert sale.doubled() == 0
-    assert sold == sale.acknowledged_qty
+    assert ledger.doubled() == 0
+    assert sold == ledger.sold()
     assert left == 0  # the sale ran to the end: every ticket sold once
 
 
@@ -181,41 +218,40 @@ def test_vacancy_kill9_with_keys_sells_exactly_what_was_acknowledged(
 ) -> None:
     vacancy = start("vacancy", tmp_path / "v", env=STOCK_ENV)
     ticket = start("ticket", tmp_path / "t", env={"VACANCY_URL": vacancy.url})
-    sale = Sale(keyed=True, rng=random.Random(999))
-    strike = Striker(vacancy, sale)
+    ledger, rng = Ledger(), random.Random(999)
+    strike = Striker(vacancy)
     with running(ticket, vacancy):
-        asyncio.run(run_buyers(ticket.url, sale, stop=strike.stopped, on_answer=strike))
-        assert strike.struck, f"sold out before the kill: {sale.statuses()}"
+        asyncio.run(run_buyers(ticket.url, ledger, rng, keyed=True, stop=strike.stopped, on_answer=strike))
+        assert strike.struck, f"sold out before the kill: {ledger.statuses()}"
         vacancy.kill()  # reap it
 
         # Ticket stays up and says so promptly: 503 vacancy_unavailable, never a hang or a 500.
         assert ticket.process.poll() is None, ticket.log()
-        probe = sale.new_attempt()
         began = time.monotonic()
-        asyncio.run(_buy_once(ticket.url, probe))
+        probe = asyncio.run(ledger.buy(ticket.url, rng.randint(1, 5), new_key()))
         assert probe.status == 503, probe
-        assert probe.body.get("error") == "vacancy_unavailable", probe
+        assert probe.error == "vacancy_unavailable", probe
         assert time.monotonic() - began < 2.0
         # Alive but not ready: a balancer would stop sending buyers, a supervisor not restart it.
         assert get(ticket.url, "/healthz")[0] == 200
         assert get(ticket.url, "/readyz")[0] == 503
-        down_answers = sale.statuses()
+        down_answers = ledger.statuses()
 
         revived = start("vacancy", tmp_path / "v", port=vacancy.port, env=STOCK_ENV)
         with running(revived):
             assert get(ticket.url, "/readyz")[0] == 200, "ticket did not reconnect to the revived vacancy"
             sold_at_restart = INITIAL - asyncio.run(available(revived.url))
-            assert_within_flight(sale, sold_at_restart)
-            unanswered = sale.unanswered
-            in_flight = sale.in_flight_qty
-            acknowledged_before_retry = sale.acknowledged_qty
-            asyncio.run(retry_until_answered(ticket.url, unanswered))
-            assert all(a.status == 200 for a in unanswered), [a for a in unanswered if a.status != 200]
-            asyncio.run(resend_acknowledged(ticket.url, sale))
-            asyncio.run(run_buyers(ticket.url, sale))
+            assert_within_flight(ledger, sold_at_restart)
+            unanswered = ledger.unresolved()
+            in_flight = ledger.in_flight()
+            acknowledged_before_retry = ledger.sold()
+            settled = asyncio.run(settle(ledger, [ticket.url], timeout=RETRY_DEADLINE))
+            assert 409 not in ledger.statuses(settled), settled  # each repeated purchase ended 200
+            asyncio.run(resend_acknowledged(ticket.url, ledger))
+            asyncio.run(run_buyers(ticket.url, ledger, rng, keyed=True))
             left = asyncio.run(available(revived.url))
             assert asyncio.run(available(ticket.url)) == left
-            lost = asyncio.run(check_orders(ticket.url, sale.attempts))
+            lost = len(asyncio.run(read_orders(ledger.sales(), [ticket.url])))
             assert ticket.stop() == 0
             assert revived.stop() == 0
 
@@ -225,27 +261,19 @@ def test_vacancy_kill9_with_keys_sells_exactly_what_was_acknowledged(
         "vacancy kill -9, with keys",
         clients=CLIENTS,
         answered_503=down_answers[503],
-        unanswered=down_answers[None],
+        unanswered=down_answers[NO_ANSWER],
         sold_at_restart=sold_at_restart,
         acknowledged_at_kill=strike.acknowledged_at_kill,
         acknowledged_before_retry=acknowledged_before_retry,
         in_flight=in_flight,
         retried=len(unanswered),
         sold=sold,
-        acknowledged=sale.acknowledged_qty,
+        acknowledged=ledger.sold(),
         lost=lost,
-        doubled=sale.doubled(),
+        doubled=ledger.doubled(),
     )
-    assert down_answers[None] == 0, "ticket dropped connections instead of answering 503"
+    assert down_answers[NO_ANSWER] == 0, "ticket dropped connections instead of answering 503"
     assert lost == 0
-    assert sale.doubled() == 0
-    assert sold == sale.acknowledged_qty
+    assert ledger.doubled() == 0
+    assert sold == ledger.sold()
     assert left == 0
-
-
-async def _buy_once(url: str, attempt: Attempt) -> None:
-    conn = Connection(url)
-    try:
-        await buy(conn, attempt)
-    finally:
-        conn.close()

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.replicas.load import Client, Redis, connected, start_all, stop_all
+from tests.replicas.load import Redis, start_all, stop_all
+from tests.support.buyers import PURCHASE, Client, connected
 from tests.support.services import running
 
 pytestmark = pytest.mark.slow
 
 STOCK = 1000
-PURCHASE = "/api/v1/purchase"
 JSON_ERROR_KEYS = {"success", "error", "message"}
 
 BAD_BODIES = [

@@ -24,20 +24,8 @@ from typing import Any
 
 import pytest
 
-from tests.replicas.load import (
-    Answer,
-    Ledger,
-    Redis,
-    available,
-    buyers,
-    connected,
-    purchase,
-    read_orders,
-    settle,
-    start_all,
-    stop_all,
-    wait_for,
-)
+from tests.replicas.load import Redis, buyers, start_all, stop_all
+from tests.support.buyers import Answer, Ledger, available, connected, purchase, read_orders, settle, wait_for
 from tests.support.services import Service, running
 
 pytestmark = pytest.mark.slow
@@ -121,10 +109,10 @@ def test_redis_outage_mid_load(
                 await load
             unresolved = len(ledger.unresolved())
             settled = await settle(ledger, urls)
-            async with connected() as http:
-                left = await available(http, urls[0])
+            left = await available(urls[0])
             # Every 200 stands for an order the store holds, as it was answered.
-            await read_orders(ledger.sales(), urls, elsewhere=False)
+            missing = await read_orders(ledger.sales(), urls)
+            assert not missing, missing
             return {
                 "ledger": ledger,
                 "fault_at": fault_at,
@@ -208,15 +196,15 @@ def test_an_order_that_cannot_be_settled_keeps_its_reservation_for_the_retry(
             async def main() -> tuple[Answer, Answer, Answer, int]:
                 async with connected() as http:
                     redis.command("ACL", "SETUSER", TICKET_USER, "-evalsha", "-eval")
-                    first = await purchase(http, ticket.url, 2, "buyer-a")
-                    after_first = await available(http, vacancy.url)
+                    first = await purchase(ticket.url, 2, "buyer-a", http=http)
+                    after_first = await available(vacancy.url, http=http)
                     redis.command("ACL", "SETUSER", TICKET_USER, "+evalsha", "+eval")
-                    other = await purchase(http, ticket.url, 2, "buyer-b")
-                    retry = await purchase(http, ticket.url, 2, "buyer-a")
+                    other = await purchase(ticket.url, 2, "buyer-b", http=http)
+                    retry = await purchase(ticket.url, 2, "buyer-a", http=http)
                     return first, other, retry, after_first
 
             first, other, retry, after_first = asyncio.run(main())
-            left = asyncio.run(_available(vacancy.url))
+            left = asyncio.run(available(vacancy.url))
             stop_all([ticket, vacancy])
 
     assert (first.status, first.error) == (503, "store_unavailable"), f"first attempt: {first}"
@@ -224,11 +212,6 @@ def test_an_order_that_cannot_be_settled_keeps_its_reservation_for_the_retry(
     assert (other.status, other.error) == (409, "sold_out"), f"buyer B: {other}"
     assert retry.status == 200 and retry.body["remaining"] == 0, f"the retry: {retry}"
     assert left == 0
-
-
-async def _available(url: str) -> int:
-    async with connected() as http:
-        return await available(http, url)
 
 
 def test_the_first_request_after_a_redis_restart_is_answered(tmp_path: Path, redis: Redis) -> None:
@@ -241,11 +224,11 @@ def test_the_first_request_after_a_redis_restart_is_answered(tmp_path: Path, red
 
         async def main() -> list[Answer]:
             async with connected() as http:
-                before = await purchase(http, monolith.url, 1, "before")
+                before = await purchase(monolith.url, 1, "before", http=http)
                 assert before.status == 200, f"purchase before the restart: {before}"
                 await asyncio.to_thread(redis.restart)
                 # Sequential purchases, each with a key of its own: none is in flight at the restart.
-                return [await purchase(http, monolith.url, 1, f"after-{n}") for n in range(3)]
+                return [await purchase(monolith.url, 1, f"after-{n}", http=http) for n in range(3)]
 
         after = asyncio.run(main())
         stop_all([monolith])

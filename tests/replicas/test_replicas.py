@@ -15,20 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.replicas.load import (
-    Answer,
-    Ledger,
-    Redis,
-    assert_serial,
-    available,
-    buyers,
-    connected,
-    read_orders,
-    settle,
-    start_all,
-    stop_all,
-    wait_for,
-)
+from tests.replicas.load import Redis, assert_serial, buyers, start_all, stop_all
+from tests.support.buyers import Answer, Ledger, available, connected, read_orders, settle, wait_for
 from tests.support.services import Service, running
 
 pytestmark = pytest.mark.slow
@@ -70,8 +58,9 @@ def test_two_vacancies_two_tickets_sell_exactly_the_stock(
         async with connected() as http:
             # Every replica, Ticket or Vacancy, sees the one shared stock empty.
             for url in [*urls, *(vacancy.url for vacancy in vacancies)]:
-                assert await available(http, url) == 0, url
-        await read_orders(ledger.sales(), urls, elsewhere=True)
+                assert await available(url, http=http) == 0, url
+        missing = await read_orders(ledger.sales(), urls, elsewhere=True)
+        assert not missing, missing
         return ledger, took
 
     with running(*vacancies, *tickets):
@@ -121,8 +110,9 @@ def test_a_vacancy_killed_mid_load_fails_over_to_the_other(
         settled = await settle(ledger, urls)
         async with connected() as http:
             for url in [*urls, survivor.url]:
-                assert await available(http, url) == 0, url
-        await read_orders(ledger.sales(), urls, elsewhere=True)
+                assert await available(url, http=http) == 0, url
+        missing = await read_orders(ledger.sales(), urls, elsewhere=True)
+        assert not missing, missing
         return ledger, kill_at, dead_at, settled
 
     with running(*vacancies, *tickets):

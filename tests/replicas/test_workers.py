@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.replicas.load import Ledger, Redis, assert_serial, available, buyers, connected, read_orders
+from tests.replicas.load import Redis, assert_serial, buyers
+from tests.support.buyers import Ledger, available, read_orders
 from tests.support.services import BIN, ROOT, Service, free_port
 
 pytestmark = pytest.mark.slow
@@ -130,9 +131,9 @@ def test_two_workers_on_redis_sell_exactly_the_stock_and_stop_cleanly(
             # Each buyer has its own connection: the kernel spreads connections over the workers.
             await buyers(BUYERS, [monolith.url], ledger, asyncio.Event(), seed=4)
             took = time.monotonic() - began
-            async with connected() as http:
-                left = await available(http, monolith.url)
-            await read_orders(ledger.sales(), [monolith.url], elsewhere=False)
+            left = await available(monolith.url)
+            missing = await read_orders(ledger.sales(), [monolith.url])
+            assert not missing, missing
             return ledger, took, left
 
         ledger, took, left = asyncio.run(main())
