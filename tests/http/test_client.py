@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from ticketsys.http.client import (
     HttpPool,
     RemoteProtocolError,
     Replicas,
+    _Connection,
 )
 from ticketsys.http.limits import ServerLimits
 from ticketsys.http.requests import Request
@@ -352,3 +354,24 @@ def test_one_replica_repeats_an_idempotent_request_once() -> None:
             await rude.stop()
 
     run(test)
+
+
+def test_a_write_to_a_connection_closed_under_it_is_a_connect_error() -> None:
+    """uvloop raises RuntimeError writing to a transport whose peer's close it has seen but
+    not yet reported: nothing was sent, so it is a ConnectError (the next replica may have it)."""
+
+    class ClosedUnderneath(asyncio.Transport):
+        def write(self, data: Any) -> None:
+            raise RuntimeError("unable to perform operation on <TCPTransport>; the handler is closed")
+
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return default
+
+    async def test() -> None:
+        conn = _Connection(asyncio.get_running_loop())
+        conn.connection_made(ClosedUnderneath())
+        with pytest.raises(ConnectError):
+            conn.send(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n", 1.0)
+        assert conn._waiter is None and conn._timer is None  # nothing left waiting
+
+    asyncio.run(test())

@@ -125,11 +125,21 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(ClientResponse(self.parser.get_status_code(), self._body))
         self._body = b""
 
+    @property
+    def usable(self) -> bool:
+        """Open, as far as this side knows: the peer's close may still be on its way."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
     def send(self, data: bytes, timeout: float) -> asyncio.Future[ClientResponse]:
         assert self._waiter is None and self.transport is not None
+        try:
+            self.transport.write(data)
+        except RuntimeError as exc:
+            # uvloop, when the peer's close reached the transport before connection_lost
+            # reached us (seen once when a Vacancy replica was killed): nothing was sent.
+            raise ConnectError(f"the pooled connection closed before the request was sent: {exc}") from exc
         self._waiter = self.loop.create_future()
         self._timer = self.loop.call_later(timeout, self._timed_out)
-        self.transport.write(data)
         return self._waiter
 
     def _timed_out(self) -> None:
@@ -207,7 +217,7 @@ class HttpPool:
         now = loop.time()
         while self._idle:
             conn = self._idle.pop()  # most recently used first: the warmest, least likely stale
-            if not conn.closed and now - conn.idle_since < self.options.keepalive_expiry:
+            if conn.usable and now - conn.idle_since < self.options.keepalive_expiry:
                 return conn
             conn.close()
             self._open -= 1
