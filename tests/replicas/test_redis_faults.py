@@ -234,3 +234,26 @@ def test_the_first_request_after_a_redis_restart_is_answered(tmp_path: Path, red
         stop_all([monolith])
 
     assert [a.status for a in after] == [200, 200, 200], [(a.status, a.body) for a in after]
+
+
+@pytest.mark.parametrize("kind", ["monolith", "microservices"])
+def test_readiness_follows_redis(tmp_path: Path, redis: Redis, kind: str) -> None:
+    """/readyz answers 503 while Redis is gone, so a balancer stops sending buyers to a
+    replica that could only answer 503; /healthz stays 200 (the process is fine)."""
+    env = {"STOCK_STORE": redis.url, "INITIAL_STOCK": "100"}
+    processes = start_all(["monolith" if kind == "monolith" else "vacancy"], tmp_path, env)
+    if kind == "microservices":
+        processes += start_all(["ticket"], tmp_path, {**env, "VACANCY_URL": processes[0].url})
+    with running(*processes):
+
+        async def statuses(path: str) -> list[int]:
+            async with connected() as http:
+                return [(await http.get_json(p.url, path))[0] for p in processes]
+
+        assert asyncio.run(statuses("/readyz")) == [200] * len(processes)
+        redis.kill()
+        assert asyncio.run(statuses("/readyz")) == [503] * len(processes)
+        assert asyncio.run(statuses("/healthz")) == [200] * len(processes)
+        redis.restart()
+        assert asyncio.run(statuses("/readyz")) == [200] * len(processes)
+        stop_all(processes)

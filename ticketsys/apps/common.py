@@ -9,6 +9,7 @@ import orjson
 from ticketsys import __version__
 from ticketsys.apps.errors import ERRORS
 from ticketsys.config import Settings
+from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
 from ticketsys.http.openapi import docs_page, openapi_document
 from ticketsys.http.requests import Request
@@ -20,6 +21,30 @@ Readiness = Callable[[], Awaitable[bool]]
 
 async def always_ready() -> bool:
     return True
+
+
+def store_ready(probe: Callable[[], Awaitable[object]]) -> Readiness:
+    """Ready while ``probe`` (a cheap read of a store) does not raise ``StoreUnavailable``:
+    a replica whose Redis is gone should be taken out of the balancer's rotation."""
+
+    async def ready() -> bool:
+        try:
+            await probe()
+        except StoreUnavailable:
+            return False
+        return True
+
+    return ready
+
+
+def all_ready(*checks: Readiness) -> Readiness:
+    async def ready() -> bool:
+        for check in checks:
+            if not await check():
+                return False
+        return True
+
+    return ready
 
 
 def _infra(path: str, endpoint: Callable[[Request], Awaitable[Response]], summary: str) -> Route:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticketsys.apps.common import assemble
+from ticketsys.apps.common import all_ready, assemble, store_ready
 from ticketsys.apps.stores import order_book, stock_store
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App, DeferredApp
@@ -23,6 +23,7 @@ def build_monolith(settings: Settings) -> App:
         DeploymentMode.MONOLITH.value,
         api,
         settings,
+        ready=all_ready(store_ready(stock.current), store_ready(orders.ping)),
         on_startup=[stock.open, orders.open],
         on_shutdown=[stock.close, orders.close],
     )

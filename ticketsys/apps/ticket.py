@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticketsys.apps.common import assemble
+from ticketsys.apps.common import all_ready, assemble, store_ready
 from ticketsys.apps.stores import order_book
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App, DeferredApp
@@ -40,7 +40,7 @@ def build_ticket(settings: Settings) -> App:
         DeploymentMode.MICROSERVICES.value,
         ticket_routes(service, proxy_available=True),
         settings,
-        ready=client.ready,
+        ready=all_ready(client.ready, store_ready(orders.ping)),
         on_startup=[orders.open, client.open],
         on_shutdown=[client.close, orders.close],
     )

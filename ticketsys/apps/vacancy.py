@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticketsys.apps.common import assemble
+from ticketsys.apps.common import assemble, store_ready
 from ticketsys.apps.stores import stock_store
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App, DeferredApp
@@ -18,6 +18,7 @@ def build_vacancy(settings: Settings) -> App:
         DeploymentMode.MICROSERVICES.value,
         vacancy_routes(service, token=settings.service_token or None),
         settings,
+        ready=store_ready(stock.current),
         on_startup=[stock.open],
         on_shutdown=[stock.close],
     )

@@ -83,6 +83,9 @@ class OrderBook:
         # process owns the book: nothing can record ``order`` later.
         return order.order_id not in self._orders
 
+    async def ping(self) -> None:
+        """In this process: always reachable."""
+
     async def durable(self) -> None:
         """Wait until what was added is as durable as the fsync policy promises."""
         if self._journal is not None:

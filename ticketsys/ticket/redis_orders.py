@@ -84,6 +84,9 @@ class RedisOrderBook:
     async def abandon(self, order: Order, key: str | None) -> bool:
         return bool(await self._call(self._abandon(keys=_keys(order, key), args=[self._key_ttl_ms])))
 
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
+
     async def durable(self) -> None:
         """Redis acknowledges after its own persistence policy (AOF ``appendfsync``)."""
 
