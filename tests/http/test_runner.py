@@ -135,7 +135,7 @@ def test_shutdown_hook_failure_is_logged_not_raised(caplog: pytest.LogCaptureFix
 
 def test_shutdown_without_connections_does_not_wait_for_the_grace() -> None:
     async def main() -> None:
-        server = Server(_app([]), "127.0.0.1", 0, ServerLimits(shutdown_grace=60.0))
+        server = Server(_app([]), "127.0.0.1", 0, ServerLimits(shutdown_grace=20.0))
         await server.start()
         assert await _get_hello(server.port) == b"HTTP/1.1 200 OK"  # a connection came and went
         async with asyncio.timeout(5):
@@ -183,3 +183,40 @@ def test_app_without_lifespan_is_served() -> None:
         await server.shutdown()
 
     run(main())
+
+
+def test_a_second_stop_request_cuts_the_grace_short_and_still_shuts_the_app_down() -> None:
+    """Ctrl-C twice: the stuck request is cancelled at once instead of after the grace, and
+    the app's shutdown hooks (closing the stores) still run."""
+    events: list[str] = []
+    entered = asyncio.Event()
+
+    async def stuck(request: Request) -> Response:
+        entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def stop_store() -> None:
+        events.append("stop store")
+
+    app = App([Route("/stuck", frozenset({"GET"}), stuck)], on_shutdown=[stop_store])
+
+    async def main() -> None:
+        server = Server(app, "127.0.0.1", 0, ServerLimits(shutdown_grace=20.0))
+
+        async def client_then_two_stops() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /stuck HTTP/1.1\r\nHost: test\r\n\r\n")
+            await entered.wait()
+            server.request_stop()  # graceful: would wait the 20 s grace for /stuck
+            server.request_stop()
+            assert await reader.read() == b""  # cut, unanswered
+            writer.close()
+
+        started = asyncio.Event()
+        serving = asyncio.create_task(server.serve(on_ready=started.set))
+        await started.wait()
+        await asyncio.wait_for(asyncio.gather(serving, client_then_two_stops()), timeout=10)
+
+    run(main())
+    assert events == ["stop store"]

@@ -52,6 +52,7 @@ class Server:
         self.lifespan = Lifespan(app)
         self._server: asyncio.base_events.Server | None = None
         self._stop = asyncio.Event()
+        self._hurry = asyncio.Event()  # a second stop request: cut the shutdown grace short
 
     async def start(self) -> None:
         """Run the app's start-up, then listen; return once listening. Start-up errors
@@ -82,6 +83,10 @@ class Server:
         return list(self._server.sockets)
 
     def request_stop(self) -> None:
+        """The first call begins a graceful shutdown; a second (Ctrl-C twice) cuts its grace
+        short: open requests are cancelled, but the app's shutdown still closes its stores."""
+        if self._stop.is_set():
+            self._hurry.set()
         self._stop.set()
 
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
@@ -95,9 +100,11 @@ class Server:
                 on_ready()
             await self._stop.wait()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            await self.shutdown()
+            try:
+                await self.shutdown()
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
 
     async def shutdown(self) -> None:
         self.state.closing = True
@@ -105,11 +112,16 @@ class Server:
             self._server.close()
         for conn in list(self.state.connections):
             conn.shutdown()
-        try:
-            await asyncio.wait_for(self._drained(), self.state.limits.shutdown_grace)
-        except TimeoutError:
+        drained = asyncio.ensure_future(self._drained())
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        await asyncio.wait(
+            {drained, hurry}, timeout=self.state.limits.shutdown_grace, return_when=asyncio.FIRST_COMPLETED
+        )
+        hurry.cancel()
+        if not drained.done():
+            drained.cancel()
             log.warning(
-                "shutdown grace over: cutting %d connection(s), cancelling %d request(s)",
+                "shutdown cut short (grace over or a second signal): %d connection(s), %d request(s)",
                 len(self.state.connections),
                 len(self.state.tasks),
             )
