@@ -124,7 +124,7 @@ async def buy_until_sold(url: str, ledger: Ledger, rng: random.Random, deadline:
 HTTPX_POOL_POISONED = pytest.mark.xfail(
     strict=False,
     reason="httpcore's pool can stay full after a burst of read timeouts (encode/httpcore#550): "
-    "seen once in ~10 runs, every purchase answered PoolTimeout for 10 s after SIGCONT. "
+    "seen in 2 of ~15 runs: every purchase answered PoolTimeout for 10 s after SIGCONT. "
     "VACANCY_CLIENT=httpx is the comparison client; the default pool has no such state",
 )
 
