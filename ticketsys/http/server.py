@@ -187,10 +187,9 @@ class HttpConnection(asyncio.Protocol):
         once (the default) would drop answers to purchases that did go through."""
         self._last_request = True
         self._incoming = None  # cut short by the EOF: it can never complete
-        if self._worker is not None:
-            return True  # the worker answers the queue, then closes (``_last_request``)
-        self._stop_timer()
-        return False
+        # With a worker running, it answers the queue, then closes (``_last_request``); else
+        # False closes now (connection_lost stops the timer).
+        return self._worker is not None
 
     def data_received(self, data: bytes) -> None:
         incoming = self._incoming

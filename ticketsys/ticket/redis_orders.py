@@ -53,11 +53,8 @@ class RedisOrderBook:
         self._abandon = redis.register_script(_ABANDON)
 
     async def open(self) -> None:
-        try:
-            await self._redis.script_load(_ADD)
-            await self._redis.script_load(_ABANDON)
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {exc}", unsent=never_sent(exc)) from exc
+        await self._call(self._redis.script_load(_ADD))
+        await self._call(self._redis.script_load(_ABANDON))
 
     async def close(self) -> None:
         await self._redis.aclose()

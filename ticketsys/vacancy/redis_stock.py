@@ -15,6 +15,7 @@ would shard the stock across keys if a sale outgrew one Redis.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from ticketsys.domain.errors import IdempotencyConflict, OverRelease, StoreUnavailable
@@ -61,17 +62,18 @@ end
 return {1, available}
 """
 
-# Undo the reserve remembered under KEYS[2] if it took ARGV[2] tickets (ARGV[1] is its
-# 'reserve:qty:' prefix), and forget it. {1, available}; {3, seen} if the key made another
+# Undo the reserve of ARGV[1] tickets remembered under KEYS[2] (as _CHANGE stores it:
+# 'reserve:qty:remaining') and forget it. {1, available}; {3, seen} if the key made another
 # change. No key remembered: cancelled already, nothing to do.
 _CANCEL = """
 local available = tonumber(redis.call('HGET', KEYS[1], 'available'))
 if available == nil then return redis.error_reply('ticketsys: the stock is not initialised') end
 local seen = redis.call('GET', KEYS[2])
 if not seen then return {1, available} end
-if string.sub(seen, 1, #ARGV[1]) ~= ARGV[1] then return {3, seen} end
+local made = 'reserve:' .. ARGV[1] .. ':'
+if string.sub(seen, 1, #made) ~= made then return {3, seen} end
 redis.call('DEL', KEYS[2])
-return {1, redis.call('HINCRBY', KEYS[1], 'available', ARGV[2])}
+return {1, redis.call('HINCRBY', KEYS[1], 'available', ARGV[1])}
 """
 
 
@@ -85,13 +87,10 @@ class RedisStock:
         self._cancel = redis.register_script(_CANCEL)
 
     async def open(self) -> None:
-        try:
-            created = await self._seed(keys=[STOCK_KEY], args=[self.initial])
-            # Load the change scripts now, so the first purchase does not pay for it.
-            await self._redis.script_load(_CHANGE)
-            await self._redis.script_load(_CANCEL)
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {exc}", unsent=never_sent(exc)) from exc
+        created = await self._call(self._seed(keys=[STOCK_KEY], args=[self.initial]))
+        # Load the change scripts now, so the first purchase does not pay for it.
+        await self._call(self._redis.script_load(_CHANGE))
+        await self._call(self._redis.script_load(_CANCEL))
         if created:
             log.info("created the stock in redis with %d tickets", self.initial)
 
@@ -99,10 +98,7 @@ class RedisStock:
         await self._redis.aclose()
 
     async def current(self) -> int:
-        try:
-            value = await self._redis.hget(STOCK_KEY, "available")
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {exc}", unsent=never_sent(exc)) from exc
+        value = await self._call(self._redis.hget(STOCK_KEY, "available"))
         if value is None:
             raise StoreUnavailable("redis: the stock is not initialised")
         return int(value)
@@ -115,7 +111,7 @@ class RedisStock:
 
     async def cancel(self, qty: int, key: str) -> Reservation:
         keys = [STOCK_KEY, KEY_PREFIX + key.encode()]
-        reply = await self._call(self._cancel, keys, [f"reserve:{qty}:", qty])
+        reply = await self._call(self._cancel(keys=keys, args=[qty]))
         if int(reply[0]) == 3:
             raise IdempotencyConflict(key)
         return Reservation(True, int(reply[1]))
@@ -123,18 +119,17 @@ class RedisStock:
     async def restock(self, qty: int) -> Reservation:
         return await self._run("restock", qty, None)
 
-    async def _call(self, script: Any, keys: list[bytes], args: list[Any]) -> list[Any]:
+    async def _call(self, command: Awaitable[Any]) -> Any:
         try:
-            reply: list[Any] = await script(keys=keys, args=args)
+            return await command
         except RedisError as exc:
             # For a reserve, the outcome is unknown: it may have run. Only a keyed repeat is safe.
             raise StoreUnavailable(f"redis: {exc}", unsent=never_sent(exc)) from exc
-        return reply
 
     async def _run(self, op: str, qty: int, key: str | None) -> Reservation:
         keys = [STOCK_KEY] if key is None else [STOCK_KEY, KEY_PREFIX + key.encode()]
         ttl_ms = int(remembered_for(key, self._key_ttl) * 1000) if key is not None else 0
-        reply = await self._call(self._change, keys, [op, qty, ttl_ms])
+        reply = await self._call(self._change(keys=keys, args=[op, qty, ttl_ms]))
         status = int(reply[0])
         if status == 3:
             seen_op, seen_qty, remaining = reply[1].decode().split(":")

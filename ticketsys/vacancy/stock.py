@@ -144,11 +144,9 @@ class StockManager:
         self._available += -qty if op == "reserve" else qty
         result = Reservation(True, self._available)
         key = record.get("key")
-        if key is None:
-            pass
-        elif op == "cancel":
+        if key is not None and op == "cancel":
             self._window(key).forget(key)
-        else:
+        elif key is not None:
             self._window(key).put(key, _Remembered(op, qty, result), float(record["t"]))
         return result
 
