@@ -16,12 +16,12 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.buyers import CLIENTS, Ledger, available, connected, new_key, settle
+from tests.support.figures import RecordProperty, report
 from tests.support.services import running, start
 
 pytestmark = pytest.mark.slow
@@ -48,8 +48,6 @@ TCP_STATES = {
     "0A": "LISTEN",
     "0B": "CLOSING",
 }
-
-RecordProperty = Callable[[str, object], None]
 
 
 def sockets_to(pid: int, port: int) -> Counter[str]:
@@ -193,9 +191,7 @@ def test_frozen_vacancy_gets_prompt_503s_bounded_connections_and_exact_stock(
         "acknowledged": ledger.sold(),
         "doubled": ledger.doubled(),
     }
-    print("\nfrozen vacancy: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
-    for key, value in figures.items():
-        record_property(key, value)
+    report(record_property, "frozen vacancy", **figures)
 
     assert frozen_statuses[200] == 10, frozen_statuses  # only the warm-up sold while frozen
     assert set(frozen_statuses) == {200, 503}, frozen_statuses

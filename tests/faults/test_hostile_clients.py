@@ -16,7 +16,6 @@ import selectors
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.figures import RecordProperty, report
 from tests.support.services import Service, running, start
 
 pytestmark = pytest.mark.slow
@@ -49,8 +49,6 @@ HALF_REQUESTS = (
     b'POST /api/v1/purchase HTTP/1.1\r\nHost: fault\r\nContent-Length: 11\r\n\r\n{"qty"',
     b"GET /api/v1/available HTTP/1.1\r\nHost: fault\r\n",
 )
-
-RecordProperty = Callable[[str, object], None]
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -164,9 +162,7 @@ def test_idle_and_half_open_connections_do_not_starve_a_fresh_client(
         "half_open_eof": endings["eof"],
         "idle_open_after_reap": idle_after,
     }
-    print("\nhostile clients: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
-    for key, value in figures.items():
-        record_property(key, value)
+    report(record_property, "hostile clients", **figures)
 
     assert available_status == 200, available_body
     assert purchase_status == 200, purchase_body

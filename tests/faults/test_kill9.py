@@ -37,6 +37,7 @@ from tests.support.buyers import (
     read_orders,
     settle,
 )
+from tests.support.figures import RecordProperty, report
 from tests.support.services import Service, get, running, start
 
 pytestmark = pytest.mark.slow
@@ -45,8 +46,6 @@ INITIAL = 2000
 STOCK_ENV = {"INITIAL_STOCK": str(INITIAL)}
 RESENT_ACKNOWLEDGED = 25  # acknowledged purchases repeated after the restart: same order, nothing taken
 RETRY_DEADLINE = 20.0
-
-RecordProperty = Callable[[str, object], None]
 
 
 class Striker:
@@ -73,13 +72,6 @@ class Striker:
 
     def stopped(self) -> bool:
         return self.struck
-
-
-def report(record_property: RecordProperty, name: str, **figures: int) -> None:
-    """Figures on stdout (seen with ``-s``) and in the junit XML."""
-    print(f"\n{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
-    for key, value in figures.items():
-        record_property(key, value)
 
 
 async def run_buyers(
@@ -124,6 +116,26 @@ def assert_within_flight(ledger: Ledger, sold: int) -> None:
     )
 
 
+def sell_until_struck(
+    url: str, victim: Service, ledger: Ledger, rng: random.Random, *, keyed: bool
+) -> Striker:
+    """Buyers on ``url`` until half the stock is acknowledged, when ``victim`` gets SIGKILL."""
+    strike = Striker(victim)
+    asyncio.run(run_buyers(url, ledger, rng, keyed=keyed, stop=strike.stopped, on_answer=strike))
+    assert strike.struck, f"sold out before the kill: {ledger.statuses()}"
+    return strike
+
+
+def settle_then_sell_out(url: str, ledger: Ledger, rng: random.Random) -> None:
+    """After the restart: repeat every unresolved purchase with its key (each must end 200:
+    its tickets were either taken once already or are still there), check acknowledged ones
+    give their first order again, then sell the rest of the stock."""
+    settled = asyncio.run(settle(ledger, [url], timeout=RETRY_DEADLINE))
+    assert 409 not in ledger.statuses(settled), settled
+    asyncio.run(resend_acknowledged(url, ledger))
+    asyncio.run(run_buyers(url, ledger, rng, keyed=True))
+
+
 async def resend_acknowledged(url: str, ledger: Ledger) -> None:
     """Repeat some acknowledged purchases: after the restart each must get its first order."""
     async with connected() as http:
@@ -138,10 +150,8 @@ def test_monolith_kill9_without_keys_keeps_every_acknowledged_sale(
 ) -> None:
     monolith = start("monolith", tmp_path, env=STOCK_ENV)
     ledger, rng = Ledger(), random.Random(9)
-    strike = Striker(monolith)
     with running(monolith):
-        asyncio.run(run_buyers(monolith.url, ledger, rng, keyed=False, stop=strike.stopped, on_answer=strike))
-    assert strike.struck, f"sold out before the kill: {ledger.statuses()}"
+        strike = sell_until_struck(monolith.url, monolith, ledger, rng, keyed=False)
 
     restarted = start("monolith", tmp_path, env=STOCK_ENV)
     with running(restarted):
@@ -170,10 +180,8 @@ def test_monolith_kill9_with_keys_sells_exactly_what_was_acknowledged(
 ) -> None:
     monolith = start("monolith", tmp_path, env=STOCK_ENV)
     ledger, rng = Ledger(), random.Random(99)
-    strike = Striker(monolith)
     with running(monolith):
-        asyncio.run(run_buyers(monolith.url, ledger, rng, keyed=True, stop=strike.stopped, on_answer=strike))
-    assert strike.struck, f"sold out before the kill: {ledger.statuses()}"
+        strike = sell_until_struck(monolith.url, monolith, ledger, rng, keyed=True)
     unanswered = ledger.unresolved()
     in_flight = ledger.in_flight()
     acknowledged_before_retry = ledger.sold()
@@ -184,11 +192,7 @@ def test_monolith_kill9_with_keys_sells_exactly_what_was_acknowledged(
         lost = len(asyncio.run(read_orders(ledger.sales(), [restarted.url])))
         assert_within_flight(ledger, sold_at_restart)
 
-        settled = asyncio.run(settle(ledger, [restarted.url], timeout=RETRY_DEADLINE))
-        assert 409 not in ledger.statuses(settled), settled  # each repeated purchase ended 200
-        asyncio.run(resend_acknowledged(restarted.url, ledger))
-        # The rest of the sale, to the last ticket.
-        asyncio.run(run_buyers(restarted.url, ledger, rng, keyed=True))
+        settle_then_sell_out(restarted.url, ledger, rng)
         left = asyncio.run(available(restarted.url))
         lost += len(asyncio.run(read_orders(ledger.sales(), [restarted.url])))
         assert restarted.stop() == 0
@@ -219,10 +223,8 @@ def test_vacancy_kill9_with_keys_sells_exactly_what_was_acknowledged(
     vacancy = start("vacancy", tmp_path / "v", env=STOCK_ENV)
     ticket = start("ticket", tmp_path / "t", env={"VACANCY_URL": vacancy.url})
     ledger, rng = Ledger(), random.Random(999)
-    strike = Striker(vacancy)
     with running(ticket, vacancy):
-        asyncio.run(run_buyers(ticket.url, ledger, rng, keyed=True, stop=strike.stopped, on_answer=strike))
-        assert strike.struck, f"sold out before the kill: {ledger.statuses()}"
+        strike = sell_until_struck(ticket.url, vacancy, ledger, rng, keyed=True)
         vacancy.kill()  # reap it
 
         # Ticket stays up and says so promptly: 503 vacancy_unavailable, never a hang or a 500.
@@ -245,10 +247,7 @@ def test_vacancy_kill9_with_keys_sells_exactly_what_was_acknowledged(
             unanswered = ledger.unresolved()
             in_flight = ledger.in_flight()
             acknowledged_before_retry = ledger.sold()
-            settled = asyncio.run(settle(ledger, [ticket.url], timeout=RETRY_DEADLINE))
-            assert 409 not in ledger.statuses(settled), settled  # each repeated purchase ended 200
-            asyncio.run(resend_acknowledged(ticket.url, ledger))
-            asyncio.run(run_buyers(ticket.url, ledger, rng, keyed=True))
+            settle_then_sell_out(ticket.url, ledger, rng)
             left = asyncio.run(available(revived.url))
             assert asyncio.run(available(ticket.url)) == left
             lost = len(asyncio.run(read_orders(ledger.sales(), [ticket.url])))

@@ -166,11 +166,23 @@ def start_all(names: Sequence[str], directory: Path, env: Mapping[str, str]) -> 
     return services
 
 
+def start_replicas(directory: Path, env: Mapping[str, str]) -> tuple[list[Service], list[Service]]:
+    """Two Vacancy replicas on ``env``'s shared store, then two Tickets that call both."""
+    vacancies = start_all(["vacancy", "vacancy"], directory, env)
+    try:
+        urls = ",".join(vacancy.url for vacancy in vacancies)
+        tickets = start_all(["ticket", "ticket"], directory, {**env, "VACANCY_URL": urls})
+    except BaseException:
+        for vacancy in vacancies:
+            vacancy.kill()
+        raise
+    return vacancies, tickets
+
+
 def stop_all(services: Sequence[Service], timeout: float = 15.0) -> None:
     """SIGTERM every service at once, then check that each exits 0 (its log quoted if not).
 
-    One signal each: a server restores the default disposition once it starts shutting down,
-    so a second SIGTERM (as ``Service.stop()`` would send) kills it mid-shutdown.
+    One signal each: a second would cut a server's graceful drain short.
     """
     for service in services:
         if service.process.poll() is None:

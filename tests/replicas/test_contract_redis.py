@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.replicas.load import Redis, start_all, stop_all
+from tests.replicas.load import Redis, start_all, start_replicas, stop_all
 from tests.support.buyers import PURCHASE, Client, connected
 from tests.support.services import running
 
@@ -50,14 +50,7 @@ def _deployment(kind: str, tmp_path: Path, redis: Redis) -> Iterator[tuple[str, 
         services = start_all(["monolith"], tmp_path, env)
         fronts = [services[0].url] * 2
     else:
-        vacancies = start_all(["vacancy", "vacancy"], tmp_path, env)
-        try:
-            urls = ",".join(vacancy.url for vacancy in vacancies)
-            tickets = start_all(["ticket", "ticket"], tmp_path, {**env, "VACANCY_URL": urls})
-        except BaseException:
-            for vacancy in vacancies:
-                vacancy.kill()
-            raise
+        vacancies, tickets = start_replicas(tmp_path, env)
         services = [*tickets, *vacancies]
         fronts = [ticket.url for ticket in tickets]
     with running(*services):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import pytest
 
 from tests.replicas.load import Redis, buyers, start_all, stop_all
 from tests.support.buyers import Answer, Ledger, available, connected, purchase, read_orders, settle, wait_for
+from tests.support.figures import RecordProperty, report
 from tests.support.services import Service, running
 
 pytestmark = pytest.mark.slow
@@ -60,16 +61,10 @@ def _deployment(kind: str, tmp_path: Path, redis: Redis) -> Iterator[list[Servic
         stop_all(services)
 
 
-def _report(record_property: Callable[[str, Any], None], **figures: Any) -> None:
-    for name, value in figures.items():
-        record_property(name, value)
-    print(" ".join(f"{name}={value}" for name, value in figures.items()))
-
-
 @pytest.mark.parametrize("fault", ["kill", "sigstop"])
 @pytest.mark.parametrize("kind", ["monolith", "microservices"])
 def test_redis_outage_mid_load(
-    kind: str, fault: str, tmp_path: Path, redis: Redis, record_property: Callable[[str, Any], None]
+    kind: str, fault: str, tmp_path: Path, redis: Redis, record_property: RecordProperty
 ) -> None:
     with _deployment(kind, tmp_path, redis) as front:
         urls = [service.url for service in front]
@@ -146,8 +141,9 @@ def test_redis_outage_mid_load(
     assert not ledger.unresolved()
     taken = STOCK - run["left"]
     assert taken == ledger.sold(), f"store took {taken}, the 200 answers sold {ledger.sold()}"
-    _report(
+    report(
         record_property,
+        f"redis {fault}, {kind}",
         sold=ledger.sold(),
         taken=taken,
         orders=len(ledger.sales()),

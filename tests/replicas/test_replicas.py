@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.replicas.load import Redis, assert_serial, buyers, start_all, stop_all
+from tests.replicas.load import Redis, assert_serial, buyers, start_replicas, stop_all
 from tests.support.buyers import Answer, Ledger, available, connected, read_orders, settle, wait_for
+from tests.support.figures import RecordProperty, report
 from tests.support.services import Service, running
 
 pytestmark = pytest.mark.slow
@@ -25,26 +24,11 @@ BUYERS = 60
 
 
 def _replicas(tmp_path: Path, redis: Redis, stock: int) -> tuple[list[Service], list[Service]]:
-    env = {"STOCK_STORE": redis.url, "INITIAL_STOCK": str(stock)}
-    vacancies = start_all(["vacancy", "vacancy"], tmp_path, env)
-    try:
-        urls = ",".join(vacancy.url for vacancy in vacancies)
-        tickets = start_all(["ticket", "ticket"], tmp_path, {**env, "VACANCY_URL": urls})
-    except BaseException:
-        for vacancy in vacancies:
-            vacancy.kill()
-        raise
-    return vacancies, tickets
-
-
-def _report(record_property: Callable[[str, Any], None], **figures: Any) -> None:
-    for name, value in figures.items():
-        record_property(name, value)
-    print(" ".join(f"{name}={value}" for name, value in figures.items()))
+    return start_replicas(tmp_path, {"STOCK_STORE": redis.url, "INITIAL_STOCK": str(stock)})
 
 
 def test_two_vacancies_two_tickets_sell_exactly_the_stock(
-    tmp_path: Path, redis: Redis, record_property: Callable[[str, Any], None]
+    tmp_path: Path, redis: Redis, record_property: RecordProperty
 ) -> None:
     stock = 1500
     vacancies, tickets = _replicas(tmp_path, redis, stock)
@@ -75,8 +59,9 @@ def test_two_vacancies_two_tickets_sell_exactly_the_stock(
     assert all(int(answer.body["remaining"]) >= 0 for answer in ledger.answers)
     per_ticket = {url: sum(1 for sale in sales.values() if sale.url == url) for url in urls}
     assert all(count > 0 for count in per_ticket.values()), per_ticket  # both replicas sold
-    _report(
+    report(
         record_property,
+        "two vacancies, two tickets",
         sold=ledger.sold(),
         orders=len(sales),
         answers=len(ledger.answers),
@@ -87,7 +72,7 @@ def test_two_vacancies_two_tickets_sell_exactly_the_stock(
 
 
 def test_a_vacancy_killed_mid_load_fails_over_to_the_other(
-    tmp_path: Path, redis: Redis, record_property: Callable[[str, Any], None]
+    tmp_path: Path, redis: Redis, record_property: RecordProperty
 ) -> None:
     stock = 3000
     vacancies, tickets = _replicas(tmp_path, redis, stock)
@@ -130,8 +115,9 @@ def test_a_vacancy_killed_mid_load_fails_over_to_the_other(
     ), ledger.statuses(after)
     assert ledger.sold() == stock  # retried keys included: sold once each
     assert_serial(ledger.sales(), stock)
-    _report(
+    report(
         record_property,
+        "a vacancy killed mid-load",
         sold=ledger.sold(),
         sold_before_kill=sum(a.qty for a in ledger.sales().values() if a.finished < kill_at),
         answers_after_kill=len(after),

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import pytest
 
 from tests.replicas.load import Redis, assert_serial, buyers
 from tests.support.buyers import Ledger, available, read_orders
+from tests.support.figures import RecordProperty, report
 from tests.support.services import BIN, ROOT, Service, free_port
 
 pytestmark = pytest.mark.slow
@@ -116,7 +117,7 @@ def _wait_for_workers(parent: int, timeout: float = 10.0) -> list[int]:
 
 
 def test_two_workers_on_redis_sell_exactly_the_stock_and_stop_cleanly(
-    tmp_path: Path, redis: Redis, record_property: Callable[[str, Any], None]
+    tmp_path: Path, redis: Redis, record_property: RecordProperty
 ) -> None:
     stock = 1500
     env = _environment(tmp_path, STOCK_STORE=redis.url, INITIAL_STOCK=str(stock), LOG_LEVEL="info")
@@ -154,9 +155,7 @@ def test_two_workers_on_redis_sell_exactly_the_stock_and_stop_cleanly(
     assert f"{WORKERS} workers on port {monolith.port}" in monolith.log()
     figures: dict[str, Any] = {"sold": ledger.sold(), "orders": len(ledger.sales())}
     figures |= {"seconds": round(took, 2), "worker_cpu_s": sorted(cpu.values())}
-    for name, value in figures.items():
-        record_property(name, value)
-    print(" ".join(f"{name}={value}" for name, value in figures.items()))
+    report(record_property, "two workers on redis", **figures)
 
 
 def test_a_dead_worker_stops_the_others(tmp_path: Path, redis: Redis) -> None:
