@@ -7,35 +7,30 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.deployments import Socket, deployed
+from tests.support.buyers import NO_ANSWER, Answer, connected, purchase
 
 STOCK = 2000
 CLIENTS = 64
 
 
-async def _buyer(
-    client: httpx.AsyncClient, seed: int, answers: list[tuple[int, int, dict[str, object]]]
-) -> None:
-    """Buy random quantities until the stock says there is nothing left."""
+async def _buyer(url: str, seed: int, answers: list[Answer]) -> None:
+    """Buy random quantities on one keep-alive connection until nothing is left."""
     rng = random.Random(seed)
-    while True:
-        qty = rng.randint(1, 5)
-        response = await client.post("/api/v1/purchase", json={"qty": qty})
-        body = response.json()
-        answers.append((response.status_code, qty, body))
-        if response.status_code == 409 and body["remaining"] == 0:
-            return
+    async with connected() as http:
+        while True:
+            answer = await purchase(url, rng.randint(1, 5), None, http=http)
+            answers.append(answer)
+            if answer.status == NO_ANSWER or (answer.status == 409 and answer.body["remaining"] == 0):
+                return  # sold out, or the server is gone (the status check below fails then)
 
 
 async def _sell_out(url: str) -> list[tuple[int, int, dict[str, object]]]:
-    answers: list[tuple[int, int, dict[str, object]]] = []
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
-        await asyncio.gather(*(_buyer(client, seed, answers) for seed in range(CLIENTS)))
-    return answers
+    answers: list[Answer] = []
+    await asyncio.gather(*(_buyer(url, seed, answers) for seed in range(CLIENTS)))
+    return [(answer.status, answer.qty, answer.body) for answer in answers]
 
 
 @pytest.mark.parametrize("name", ["monolith", "microservices"])
