@@ -220,7 +220,13 @@ def run_workers(service: str, settings: Settings, workers: int) -> int:
 def serve(service: str, settings: Settings, *, reuse_port: bool = False) -> int:
     import uvloop
 
-    app = _builders()[service](settings)
+    from ticketsys.domain.errors import StoreRefused
+
+    try:
+        app = _builders()[service](settings)
+    except StoreRefused as exc:
+        log.error("%s could not start: %s", service, exc)
+        return EXIT_CONFIG
     limits = ServerLimits(
         max_body_bytes=settings.max_body_bytes,
         keepalive_timeout=settings.keepalive_timeout,
@@ -237,7 +243,7 @@ def serve(service: str, settings: Settings, *, reuse_port: bool = False) -> int:
         gc.freeze()
         url = f"http://{settings.host}:{server.port}"
         detail = (
-            f"vacancy at {settings.vacancy_url}" if service == "ticket" else f"stock {settings.initial_stock}"
+            f"vacancy at {settings.vacancy_url}" if service == "ticket" else f"store {settings.stock_store}"
         )
         log.info("%s listening on %s (mode %s, %s)", service, url, settings.deployment_mode.value, detail)
 
@@ -248,7 +254,8 @@ def serve(service: str, settings: Settings, *, reuse_port: bool = False) -> int:
         return 1
     except LifespanError as exc:
         log.error("%s could not start: %s", service, exc)
-        return 1
+        # A store that cannot prove its state is refused like a bad configuration: exit 2.
+        return EXIT_CONFIG if isinstance(app.startup_error, StoreRefused) else 1
     log.info("%s stopped", service)
     return 0
 

@@ -44,12 +44,15 @@ class Settings:
     vacancy_timeout: float = 0.5
     vacancy_pool_size: int = 100
     vacancy_client: str = "pool"
-    stock_store: str = "journal"
+    stock_store: str = "sqlite"
     data_dir: str = "./data"
     fsync: str = "everysec"
     redis_timeout: float = 0.5
     server_dispatch: str = "direct"
     idempotency_ttl: float = 24 * 3600.0
+    hold_ttl: float = 600.0
+    hold_ttl_max: float = 3600.0
+    purchase_hold_ttl: float = 30.0
     service_token: str = ""
     keepalive_timeout: float = 5.0
     request_timeout: float = 10.0
@@ -140,15 +143,20 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 def _store(raw: str) -> str:
     value = raw.strip()
-    if value in ("journal", "memory"):
+    if value in ("sqlite", "memory"):
         return value
+    if value == "journal":
+        raise ValueError(
+            "the journal store was replaced by 'sqlite' (the default); a DATA_DIR with journal files "
+            "is refused at start-up: see README, 'Upgrading from the journal store'"
+        )
     parts = urlsplit(value)
     if parts.scheme in ("redis", "rediss") and parts.hostname:
         db = parts.path.strip("/")
         if db and not db.isdigit():
             raise ValueError("a Redis URL's path is its database number, e.g. redis://host:6379/0")
         return value
-    raise ValueError("must be 'journal', 'memory' or a redis://host:port/db URL")
+    raise ValueError("must be 'sqlite', 'memory' or a redis://host:port/db URL")
 
 
 def _path(raw: str) -> str:
@@ -188,6 +196,9 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "REDIS_TIMEOUT": _seconds(0.001, 60),
     "SERVER_DISPATCH": _choice("direct", "asgi"),
     "IDEMPOTENCY_TTL": _seconds(1, 365 * 24 * 3600),
+    "HOLD_TTL": _seconds(0.001, 7 * 24 * 3600),
+    "HOLD_TTL_MAX": _seconds(0.001, 7 * 24 * 3600),
+    "PURCHASE_HOLD_TTL": _seconds(0.001, 3600),
     "SERVICE_TOKEN": _token,
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),
     "REQUEST_TIMEOUT": _seconds(0.1, 3600),
@@ -238,4 +249,11 @@ def load_settings(
             except ValueError as exc:
                 raise ConfigError(variable, raw, str(exc)) from None
             break
-    return Settings(**values)
+    settings = Settings(**values)
+    for variable in ("HOLD_TTL", "PURCHASE_HOLD_TTL"):
+        if getattr(settings, variable.lower()) > settings.hold_ttl_max:
+            value = getattr(settings, variable.lower())
+            raise ConfigError(
+                variable, f"{value:g}", f"must not exceed HOLD_TTL_MAX ({settings.hold_ttl_max:g})"
+            )
+    return settings

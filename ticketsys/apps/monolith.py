@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from ticketsys.apps.common import all_ready, assemble, store_ready
-from ticketsys.apps.stores import order_book, stock_store
+from ticketsys.apps.local_vacancy import LocalVacancyClient
+from ticketsys.apps.stores import monolith_stores
 from ticketsys.config import DeploymentMode, Settings, load_settings
+from ticketsys.domain.interfaces import Lifecycle
+from ticketsys.domain.models import HoldRules
 from ticketsys.http.application import App, DeferredApp
-from ticketsys.ticket.clients import LocalVacancyClient
+from ticketsys.ticket.checkout import Checkout, HoldCheckout, StoreCheckout
 from ticketsys.ticket.routes import ticket_routes
 from ticketsys.ticket.service import TicketService
 from ticketsys.vacancy.routes import vacancy_routes
@@ -14,18 +17,29 @@ from ticketsys.vacancy.service import VacancyService
 
 
 def build_monolith(settings: Settings) -> App:
-    stock, orders = stock_store(settings), order_book(settings)
-    vacancy = VacancyService(stock, settings.max_qty)
-    ticket = TicketService(LocalVacancyClient(vacancy), orders, settings.max_qty)
+    stores = monolith_stores(settings)
+    rules = HoldRules(settings.hold_ttl, settings.hold_ttl_max)
+    vacancy = VacancyService(stores.stock, settings.max_qty, rules)
+    client = LocalVacancyClient(vacancy)
+    checkout: Checkout
+    opened: list[Lifecycle]
+    if stores.sale is not None:  # one store: a purchase is one atomic write
+        checkout = StoreCheckout(stores.sale)
+        opened = [stores.stock]
+    else:  # stock and orders apart (Redis): a purchase is a hold and a confirm
+        assert stores.orders is not None
+        checkout = HoldCheckout(client, stores.orders, settings.purchase_hold_ttl)
+        opened = [stores.stock, stores.orders]
+    ticket = TicketService(client, checkout, settings.max_qty, rules)
     api = vacancy_routes(vacancy, internal=False) + ticket_routes(ticket, proxy_available=False)
     return assemble(
         "monolith",
         DeploymentMode.MONOLITH.value,
         api,
         settings,
-        ready=all_ready(store_ready(stock.current), store_ready(orders.ping)),
-        on_startup=[stock.open, orders.open],
-        on_shutdown=[stock.close, orders.close],
+        ready=all_ready(*(store_ready(store.ping) for store in opened)),
+        on_startup=[*(store.open for store in opened), checkout.open],
+        on_shutdown=[checkout.close, *(store.close for store in reversed(opened))],
     )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ticketsys.apps.common import all_ready, assemble, store_ready
-from ticketsys.apps.stores import order_book
+from ticketsys.apps.stores import order_store
 from ticketsys.config import DeploymentMode, Settings, load_settings
+from ticketsys.domain.models import HoldRules
 from ticketsys.http.application import App, DeferredApp
 from ticketsys.http.client import CLIENTS, ClientOptions, HttpClient, Replicas
+from ticketsys.ticket.checkout import HoldCheckout
 from ticketsys.ticket.clients import RemoteVacancyClient
 from ticketsys.ticket.routes import ticket_routes
 from ticketsys.ticket.service import TicketService
@@ -33,16 +35,18 @@ def vacancy_http(settings: Settings) -> HttpClient:
 
 def build_ticket(settings: Settings) -> App:
     client = RemoteVacancyClient(lambda: vacancy_http(settings), settings.vacancy_url)
-    orders = order_book(settings)
-    service = TicketService(client, orders, settings.max_qty)
+    orders = order_store(settings)
+    checkout = HoldCheckout(client, orders, settings.purchase_hold_ttl, vacancy_url=settings.vacancy_url)
+    rules = HoldRules(settings.hold_ttl, settings.hold_ttl_max)
+    service = TicketService(client, checkout, settings.max_qty, rules)
     return assemble(
         "ticket",
         DeploymentMode.MICROSERVICES.value,
         ticket_routes(service, proxy_available=True),
         settings,
         ready=all_ready(client.ready, store_ready(orders.ping)),
-        on_startup=[orders.open, client.open],
-        on_shutdown=[client.close, orders.close],
+        on_startup=[orders.open, client.open, checkout.open],
+        on_shutdown=[checkout.close, client.close, orders.close],
     )
 
 

@@ -1,10 +1,11 @@
-"""Vacancy alone, as a microservice: the stock, and the internal reserve/release endpoints."""
+"""Vacancy alone, as a microservice: the stock, its holds, and the internal endpoints."""
 
 from __future__ import annotations
 
 from ticketsys.apps.common import assemble, store_ready
 from ticketsys.apps.stores import stock_store
 from ticketsys.config import DeploymentMode, Settings, load_settings
+from ticketsys.domain.models import HoldRules
 from ticketsys.http.application import App, DeferredApp
 from ticketsys.vacancy.routes import vacancy_routes
 from ticketsys.vacancy.service import VacancyService
@@ -12,13 +13,13 @@ from ticketsys.vacancy.service import VacancyService
 
 def build_vacancy(settings: Settings) -> App:
     stock = stock_store(settings)
-    service = VacancyService(stock, settings.max_qty)
+    service = VacancyService(stock, settings.max_qty, HoldRules(settings.hold_ttl, settings.hold_ttl_max))
     return assemble(
         "vacancy",
         DeploymentMode.MICROSERVICES.value,
         vacancy_routes(service, token=settings.service_token or None),
         settings,
-        ready=store_ready(stock.current),
+        ready=store_ready(stock.ping),
         on_startup=[stock.open],
         on_shutdown=[stock.close],
     )

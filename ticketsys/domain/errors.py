@@ -23,13 +23,34 @@ class SoldOut(TicketsysError):
 
 
 class OverRelease(TicketsysError):
-    """A release would put back more tickets than were ever on sale."""
+    """A release would put back more tickets than were sold."""
 
-    def __init__(self, qty: int, available: int, capacity: int) -> None:
-        super().__init__(f"cannot release {qty}: {available} of {capacity} are already available")
+    def __init__(self, qty: int, available: int, sold: int) -> None:
+        super().__init__(f"cannot release {qty}: only {sold} are sold ({available} available)")
         self.qty = qty
         self.available = available
-        self.capacity = capacity
+        self.sold = sold
+
+
+class HoldNotFound(TicketsysError):
+    """No hold with this id (never made, or made in another store)."""
+
+
+class HoldUnavailable(TicketsysError):
+    """The hold is no longer held, so it cannot be confirmed (or, once confirmed, released).
+    ``state`` says what became of it; ``order_id`` is the order a confirmed hold was sold to."""
+
+    def __init__(self, hold_id: str, state: str, order_id: str | None = None) -> None:
+        super().__init__(f"hold {hold_id} is {state}")
+        self.hold_id = hold_id
+        self.state = state
+        self.order_id = order_id
+
+
+class InvalidTtl(TicketsysError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class VacancyUnavailable(TicketsysError):
@@ -50,6 +71,11 @@ class IdempotencyConflict(TicketsysError):
     def __init__(self, key: str) -> None:
         super().__init__(f"idempotency key {key!r} was already used for a different request")
         self.key = key
+
+
+class StoreRefused(TicketsysError):
+    """A store cannot prove its state (damaged, foreign, missing a part, another owner) and
+    will not open. The message is one line naming the file and what is wrong."""
 
 
 class StoreUnavailable(TicketsysError):

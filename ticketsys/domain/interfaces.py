@@ -1,115 +1,190 @@
-"""The one contract Ticket has with Vacancy, whichever side of a socket it is on."""
+"""The contracts between Ticket, Vacancy and the stores, whichever side of a socket they are on.
+
+Three roles. A ``StockStore`` is Vacancy's: the stock and its holds. An ``OrderStore`` is
+Ticket's: orders and the idempotency keys of the requests that made them. A ``SaleStore`` is
+both at once, for a process that owns the stock and the orders (the monolith): it can sell and
+record the order in one atomic write, so its purchase needs no hold.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from ticketsys.domain.models import Order, Reservation
+from ticketsys.domain.models import Hold, Order, OrderRecord, OrderState, Stock
 
 
 class VacancyClient(Protocol):
     """How Ticket reaches Vacancy. ``LocalVacancyClient`` awaits the service in-process;
-    ``RemoteVacancyClient`` speaks keep-alive HTTP. TicketService never knows which."""
+    ``RemoteVacancyClient`` speaks keep-alive HTTP. TicketService never knows which.
+
+    Every call raises ``VacancyUnavailable`` when Vacancy cannot answer (timeout, dead peer):
+    the call may or may not have happened. A hold that was made but whose answer was lost
+    expires by itself, so nothing here ever needs to be undone by the caller."""
 
     async def available(self) -> int:
-        """Tickets left. Raises ``VacancyUnavailable`` if Vacancy cannot answer."""
+        """Tickets available now."""
         ...
 
-    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
-        """Take ``qty`` tickets, all or nothing. ``success`` is False (and nothing is taken)
-        when fewer than ``qty`` are left. Raises ``VacancyUnavailable`` when the outcome is
-        unknown (timeout, dead peer): the reserve may have happened. Repeating it is safe only
-        with the same ``key``: a key already used returns its first result and takes nothing."""
+    async def stock(self) -> Stock: ...
+
+    async def hold(self, qty: int, ttl: float, key: str | None = None) -> Hold:
+        """Set ``qty`` tickets aside for ``ttl`` seconds; ``SoldOut`` if fewer are available.
+        A repeated ``key`` returns the hold it made first, in whatever state it is now."""
         ...
 
-    async def release(self, qty: int, key: str | None = None) -> Reservation:
-        """Put ``qty`` previously reserved tickets back on sale; ``key`` as for reserve."""
+    async def get_hold(self, hold_id: str) -> Hold:
+        """``HoldNotFound`` for an unknown id."""
         ...
 
-    async def cancel(self, qty: int, key: str) -> Reservation:
-        """Undo the reserve of ``qty`` made with ``key``; see ``StockStore.cancel``."""
+    async def confirm(self, hold_id: str, order_id: str) -> Hold:
+        """Sell a held hold to ``order_id``; see ``StockStore.confirm``."""
+        ...
+
+    async def release(self, hold_id: str) -> int:
+        """Put a held hold back on sale; returns what is available after."""
+        ...
+
+    async def store_id(self) -> str:
+        """The identity of Vacancy's store (which sale Ticket is selling from)."""
         ...
 
     async def ready(self) -> bool:
         """Whether Vacancy answers now (for readiness probes); never raises."""
         ...
 
-    async def open(self) -> None:
-        """Acquire resources (a connection pool); called once at start-up."""
-        ...
-
-    async def close(self) -> None:
-        """Release them; called once at shutdown."""
-        ...
-
-
-class StockStore(Protocol):
-    """Where the stock lives: in this process (``StockManager``, in memory or on a journal)
-    or in a shared engine (``RedisStock``). Every change is all-or-nothing."""
-
-    async def current(self) -> int:
-        """Tickets available now."""
-        ...
-
-    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
-        """Take ``qty`` if that many are left; a repeated ``key`` returns its first result."""
-        ...
-
-    async def release(self, qty: int, key: str | None = None) -> Reservation:
-        """Put ``qty`` back; raises ``OverRelease`` past the capacity."""
-        ...
-
-    async def cancel(self, qty: int, key: str) -> Reservation:
-        """Undo the reserve of ``qty`` made with ``key``: put ``qty`` back and forget ``key``,
-        so that a retry of the same purchase reserves anew (a plain release would leave the
-        key answering "reserved" while the tickets are back on sale: sold twice). Does
-        nothing when no reserve with ``key`` is remembered (already cancelled), so repeating
-        it is safe; ``IdempotencyConflict`` if ``key`` made something else."""
-        ...
-
-    async def restock(self, qty: int) -> Reservation:
-        """Add ``qty`` to both the capacity and the available tickets."""
-        ...
-
-    async def open(self) -> None:
-        """Connect or recover; ``INITIAL_STOCK`` seeds only a store being created."""
-        ...
+    async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
 
-class OrderStore(Protocol):
-    """Orders and the idempotency keys of the purchases that made them."""
+class Lifecycle(Protocol):
+    """What every store has: it is opened once at start-up, closed once at shutdown, and
+    pinged by readiness probes (``StoreUnavailable`` when it cannot be reached now)."""
 
-    async def get(self, order_id: str) -> Order | None: ...
+    async def open(self) -> None: ...
 
-    async def recall(self, key: str, fingerprint: str) -> Order | None:
-        """The order an earlier purchase with ``key`` made; ``IdempotencyConflict`` if that
-        purchase asked for something else (another ``fingerprint``)."""
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
+class StockStore(Protocol):
+    """Where the stock lives. Every change is all-or-nothing and keeps
+    ``available + held + sold == capacity``. A hold past its ``expires_at`` never counts as
+    held for any decision: each store expires due holds before deciding, and sweeps them in
+    the background (``expire``)."""
+
+    store_id: str  # set by open(): a random id made when the store was created
+
+    async def stock(self) -> Stock: ...
+
+    async def available(self) -> int: ...
+
+    async def hold(self, qty: int, ttl: float, key: str | None = None, fingerprint: str = "") -> Hold:
+        """Move ``qty`` from available to held until now + ``ttl``; ``SoldOut`` (nothing held)
+        if fewer are available. With ``key``: a repeat returns the first hold, whatever its
+        state now; ``IdempotencyConflict`` if it was made with another ``fingerprint``."""
         ...
 
-    async def add(self, order: Order, key: str | None, fingerprint: str) -> Order:
-        """Record ``order`` and return the order on record for ``key``: ``order`` itself, or
-        the one another process recorded first for the same key. Raises ``StoreUnavailable``
-        only if nothing was recorded."""
+    async def get_hold(self, hold_id: str) -> Hold: ...
+
+    async def confirm(self, hold_id: str, order_id: str) -> Hold:
+        """Move a held hold's tickets to sold, to ``order_id``. Repeating it with the same
+        ``order_id`` returns the confirmed hold; ``HoldUnavailable`` if it expired, was
+        released or was confirmed to another order; ``HoldNotFound`` for an unknown id."""
         ...
 
-    async def abandon(self, order: Order, key: str | None) -> bool:
-        """After ``add`` failed: make sure ``order`` can never be recorded later (a write that
-        timed out may still run). True when no order stands on its reservation, which may then
-        be undone; False when one does (``order`` went in after all, or another replica's
-        order for ``key``). Raises ``StoreUnavailable`` when it cannot tell: the reservation
-        must then stay, since undoing it could sell its tickets twice."""
+    async def release(self, hold_id: str) -> int:
+        """Move a held hold back to available; returns what is available after. Releasing a
+        released or expired hold changes nothing; ``HoldUnavailable`` if it is confirmed."""
         ...
 
-    async def durable(self) -> None:
-        """Wait until what was added is as durable as the store promises."""
+    async def sell(self, qty: int) -> int:
+        """Move ``qty`` from available to sold outside any hold (Vacancy's ``reserve``);
+        ``SoldOut`` if fewer are available. Returns what is available after."""
+        ...
+
+    async def unsell(self, qty: int) -> int:
+        """Move ``qty`` from sold back to available (Vacancy's ``release``); ``OverRelease``
+        if fewer were sold."""
+        ...
+
+    async def restock(self, qty: int) -> int:
+        """Add ``qty`` to the capacity and the available tickets; ``OverRelease`` beyond
+        ``MAX_STOCK``."""
+        ...
+
+    async def expire(self) -> int:
+        """Release every hold past its ``expires_at``; returns how many. Cheap: O(expired)."""
         ...
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` if the store cannot be reached now (readiness)."""
         ...
 
+    async def open(self) -> None:
+        """Connect or recover; ``INITIAL_STOCK`` seeds only a store being created.
+        ``StoreRefused`` (one line) when the store cannot prove its state."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class OrderStore(Protocol):
+    """Orders, and the idempotency keys of the requests that made them."""
+
+    store_id: str  # set by open()
+
+    async def get(self, order_id: str) -> OrderRecord | None: ...
+
+    async def recall(self, key: str, fingerprint: str) -> OrderRecord | None:
+        """The order an earlier request with ``key`` made; ``IdempotencyConflict`` if that
+        request asked for something else (another ``fingerprint``)."""
+        ...
+
+    async def add(
+        self, qty: int, remaining: int, hold_id: str, key: str | None, fingerprint: str
+    ) -> OrderRecord:
+        """Record a pending order standing on ``hold_id``, as durably as the store promises,
+        and return the order on record for ``key``: the new one, or the one another process
+        recorded first with the same key. ``StoreUnavailable`` if it may not be recorded."""
+        ...
+
+    async def settle(self, record: OrderRecord, state: OrderState) -> OrderRecord:
+        """Mark a pending order confirmed or void (a void order's key is forgotten, so a retry
+        buys anew). Need not be durable: a pending order is settled again from Vacancy."""
+        ...
+
+    async def pending(self, limit: int) -> list[OrderRecord]:
+        """Pending orders, oldest first (to settle after a crash or a lost answer)."""
+        ...
+
+    async def peer(self) -> str | None:
+        """The Vacancy store id these orders were sold from (None: none yet)."""
+        ...
+
+    async def set_peer(self, store_id: str) -> None: ...
+
+    async def ping(self) -> None: ...
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class SaleStore(StockStore, Protocol):
+    """Stock and orders in one store: a sale is one atomic write, so no hold is needed."""
+
+    async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
+        """Sell ``qty`` and record the order in one write (``SoldOut``: nothing taken); a
+        repeated ``key`` returns its first order."""
+        ...
+
+    async def confirm_hold(self, hold_id: str, key: str | None, fingerprint: str) -> Order:
+        """Sell a held hold and record its order in one write; confirming it again returns
+        the same order. ``HoldUnavailable`` if it expired or was released."""
+        ...
+
+    async def get_order(self, order_id: str) -> Order | None: ...
+
+    async def recall(self, key: str, fingerprint: str) -> Order | None: ...

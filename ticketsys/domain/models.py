@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from ticketsys.domain.errors import InvalidQuantity
+from ticketsys.domain.errors import InvalidQuantity, InvalidTtl
 
-# The most tickets one store may hold; also bounds a release or restock request.
+# The most tickets one store may hold; also bounds a release or restock request. Far below
+# 2**63, so no sum of counters can overflow a 64-bit integer in any engine.
 MAX_STOCK = 10**12
-
-# Idempotency keys that a client makes for one call of its own (so that it may repeat that
-# call once if the reply was lost) carry this prefix. They only need to outlive the call's
-# retry, so stores remember them CALL_KEY_TTL seconds, not IDEMPOTENCY_TTL: otherwise every
-# reserve of a sale would stay in memory for a day.
-CALL_KEY_PREFIX = "call:"
-CALL_KEY_TTL = 60.0
-
-
-def remembered_for(key: str, caller_ttl: float) -> float:
-    """How long a store remembers ``key``."""
-    return CALL_KEY_TTL if key.startswith(CALL_KEY_PREFIX) else caller_ttl
 
 
 @dataclass(frozen=True, slots=True)
-class Reservation:
-    """Vacancy's answer to reserve/release: whether it happened, and what is left after."""
+class Stock:
+    """The stock's three parts: ``available + held + sold == capacity``, always."""
 
-    success: bool
+    available: int
+    held: int
+    sold: int
+    capacity: int
+
+    def __post_init__(self) -> None:
+        if min(self.available, self.held, self.sold) < 0 or (
+            self.available + self.held + self.sold != self.capacity
+        ):
+            raise ValueError(f"inconsistent stock: {self}")
+
+
+class HoldState(enum.StrEnum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Tickets set aside until ``expires_at`` (seconds since the epoch): confirmed into an
+    order, released, or expired by themselves. ``remaining`` is what was available right
+    after the hold was made; ``order_id`` the order a confirmed hold was sold to."""
+
+    hold_id: str
+    qty: int
+    expires_at: float
+    state: HoldState
     remaining: int
+    order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +59,23 @@ class Order:
     remaining: int
 
 
+class OrderState(enum.IntEnum):
+    """An order at Ticket: ``PENDING`` from before its hold is confirmed at Vacancy until
+    Ticket learns the outcome; then ``CONFIRMED`` (sold) or ``VOID`` (its hold expired or was
+    sold to another order: nothing was sold to it). Only confirmed orders are visible."""
+
+    PENDING = 0
+    CONFIRMED = 1
+    VOID = 2
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    order: Order
+    state: OrderState
+    hold_id: str | None  # the hold it stands on (None: sold without a hold)
+
+
 PURCHASE_MESSAGE = "Purchase successful!"
 
 
@@ -48,3 +84,23 @@ def check_quantity(qty: int, max_qty: int) -> int:
     if type(qty) is not int or not 1 <= qty <= max_qty:
         raise InvalidQuantity(f"'qty' must be an integer between 1 and {max_qty}, got {qty!r}")
     return qty
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRules:
+    """How long a hold may last (HOLD_TTL, HOLD_TTL_MAX), in seconds."""
+
+    default_ttl: float = 600.0
+    max_ttl: float = 3600.0
+
+    def ttl(self, ttl: float | None) -> float:
+        if ttl is None:
+            return self.default_ttl
+        if type(ttl) not in (int, float) or not 0 < ttl <= self.max_ttl:
+            raise InvalidTtl(
+                f"'ttl' must be a number of seconds above 0 and at most {self.max_ttl:g}, got {ttl!r}"
+            )
+        return float(ttl)
+
+
+DEFAULT_HOLDS = HoldRules()

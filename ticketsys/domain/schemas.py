@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ticketsys.domain.wire import is_id
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.requests import Request, int_field, json_object
 
@@ -36,6 +37,85 @@ AVAILABLE: dict[str, Any] = {
     "type": "object",
     "required": ["available"],
     "properties": {"available": {"type": "integer", "minimum": 0}},
+}
+
+_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
+_ID = {"type": "string", "pattern": "^[0-9a-f]{16,64}$"}
+_STATES = ["held", "confirmed", "released", "expired"]
+
+STOCK: dict[str, Any] = {
+    "type": "object",
+    "required": ["available", "held", "sold", "capacity"],
+    "description": "available + held + sold == capacity",
+    "properties": {
+        name: {"type": "integer", "minimum": 0} for name in ("available", "held", "sold", "capacity")
+    },
+}
+
+
+def hold_body(maximum: int, max_ttl: float) -> dict[str, Any]:
+    """The schema of ``{"qty": n, "ttl": seconds}``."""
+    body = qty_body(maximum)
+    body["properties"]["ttl"] = {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": max_ttl,
+        "description": "seconds the tickets are held (default HOLD_TTL)",
+    }
+    return body
+
+
+HOLD_CREATED: dict[str, Any] = {
+    "type": "object",
+    "required": ["hold_id", "qty", "expires_at", "remaining"],
+    "properties": {
+        "hold_id": _ID,
+        "qty": {"type": "integer", "minimum": 1},
+        "expires_at": _TIME,
+        "remaining": {"type": "integer", "minimum": 0, "description": "available right after"},
+    },
+}
+
+HOLD: dict[str, Any] = {
+    "type": "object",
+    "required": ["hold_id", "qty", "expires_at", "state"],
+    "properties": {
+        "hold_id": _ID,
+        "qty": {"type": "integer", "minimum": 1},
+        "expires_at": _TIME,
+        "state": {"enum": _STATES},
+        "order_id": {**_ID, "description": "the order a confirmed hold was sold to"},
+    },
+}
+
+VACANCY_HOLD: dict[str, Any] = {
+    "type": "object",
+    "required": ["hold_id", "qty", "expires_at", "state", "remaining"],
+    "properties": {
+        **HOLD["properties"],
+        "remaining": {"type": "integer", "minimum": 0},
+        "store_id": {"type": "string"},
+    },
+}
+
+CONFIRM_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["order_id"],
+    "properties": {"order_id": {**_ID, "description": "the order the tickets are sold to"}},
+}
+
+RELEASED: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "remaining"],
+    "properties": {"success": {"const": True}, "remaining": {"type": "integer", "minimum": 0}},
+}
+
+HOLD_ID: dict[str, Any] = {
+    "name": "hold_id",
+    "in": "path",
+    "required": True,
+    "description": "The hold's id, as its creation answered it",
+    "schema": _ID,
 }
 
 RESERVATION: dict[str, Any] = {
@@ -78,15 +158,26 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
 }
 
-RESERVATION_KEY: dict[str, Any] = {
-    **IDEMPOTENCY_KEY,
-    "required": True,
-    "description": "The Idempotency-Key of the reserve to undo.",
-}
-
 
 def read_qty(request: Request, max_qty: int) -> int:
     return int_field(json_object(request), "qty", minimum=1, maximum=max_qty)
+
+
+def read_hold(request: Request, max_qty: int) -> tuple[int, float | None]:
+    """``{"qty": n, "ttl": seconds?}``: the seconds' range is the domain's (HoldRules)."""
+    data = json_object(request)
+    qty = int_field(data, "qty", minimum=1, maximum=max_qty)
+    ttl = data.get("ttl")
+    if ttl is not None and (type(ttl) not in (int, float)):
+        raise HTTPError(422, "invalid_field", "'ttl' must be a number of seconds", extra={"field": "ttl"})
+    return qty, ttl
+
+
+def read_order_id(request: Request) -> str:
+    order_id = json_object(request).get("order_id")
+    if not isinstance(order_id, str) or not is_id(order_id):
+        raise HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
+    return order_id
 
 
 def idempotency_key(request: Request) -> str | None:

@@ -58,6 +58,7 @@ class App:
         self.title = title
         self.version = version
         self.started = False
+        self.startup_error: BaseException | None = None
 
     # -- the request cycle, without ASGI ---------------------------------------------------
 
@@ -94,8 +95,12 @@ class App:
         return INTERNAL_ERROR
 
     async def startup(self) -> None:
-        for hook in self.on_startup:
-            await hook()
+        try:
+            for hook in self.on_startup:
+                await hook()
+        except BaseException as exc:
+            self.startup_error = exc  # for a runner that exits by the kind of failure
+            raise
         self.started = True
 
     async def shutdown(self) -> None:

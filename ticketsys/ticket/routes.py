@@ -1,23 +1,38 @@
-"""Ticket's HTTP endpoints."""
+"""Ticket's HTTP endpoints: purchases, holds, orders and the stock (public)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from ticketsys.domain import schemas
+from ticketsys.domain.errors import HoldNotFound
 from ticketsys.domain.models import PURCHASE_MESSAGE, Order
+from ticketsys.domain.wire import is_id, order_json, rfc3339, stock_json
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.requests import Request
 from ticketsys.http.responses import Response, json_response
 from ticketsys.http.routing import Route
 from ticketsys.ticket.service import TicketService
 
-_PURCHASE_ERRORS = {status: schemas.ERROR for status in (400, 409, 413, 415, 422, 503)}
+_BODY_ERRORS = {status: schemas.ERROR for status in (400, 409, 413, 415, 422, 503)}
+_HOLD_ERRORS = {status: schemas.ERROR for status in (404, 409, 422, 503)}
 
 
-def _order_json(order: Order) -> dict[str, object]:
-    created = datetime.fromtimestamp(order.created_at, UTC).isoformat(timespec="milliseconds")
-    return {"order_id": order.order_id, "qty": order.qty, "created_at": created, "remaining": order.remaining}
+def _sold(order: Order) -> Response:
+    return json_response(
+        {
+            "success": True,
+            "remaining": order.remaining,
+            "message": PURCHASE_MESSAGE,
+            "qty": order.qty,
+            "order_id": order.order_id,
+        }
+    )
+
+
+def _hold_id(request: Request) -> str:
+    value = request.path_params["hold_id"]
+    if not is_id(value):
+        raise HoldNotFound(value)
+    return value
 
 
 def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Route]:
@@ -26,26 +41,43 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
 
     async def purchase(request: Request) -> Response:
         qty = schemas.read_qty(request, service.max_qty)
-        order = await service.purchase(qty, schemas.idempotency_key(request))
-        return json_response(
-            {
-                "success": True,
-                "remaining": order.remaining,
-                "message": PURCHASE_MESSAGE,
-                "qty": order.qty,
-                "order_id": order.order_id,
-            }
-        )
+        return _sold(await service.purchase(qty, schemas.idempotency_key(request)))
 
     async def order(request: Request) -> Response:
         found = await service.order(request.path_params["order_id"])
         if found is None:
             raise HTTPError(404, "order_not_found", "no order with this id")
-        return json_response(_order_json(found))
+        return json_response(order_json(found))
 
     async def available(request: Request) -> Response:
         return json_response({"available": await service.available()})
 
+    async def stock(request: Request) -> Response:
+        return json_response(stock_json(await service.stock()))
+
+    async def create_hold(request: Request) -> Response:
+        qty, ttl = schemas.read_hold(request, service.max_qty)
+        hold = await service.create_hold(qty, ttl, schemas.idempotency_key(request))
+        body = {"hold_id": hold.hold_id, "qty": hold.qty, "expires_at": rfc3339(hold.expires_at)}
+        return json_response({**body, "remaining": hold.remaining}, 201)
+
+    async def get_hold(request: Request) -> Response:
+        hold = await service.get_hold(_hold_id(request))
+        body = {
+            "hold_id": hold.hold_id,
+            "qty": hold.qty,
+            "expires_at": rfc3339(hold.expires_at),
+            "state": hold.state.value,
+        }
+        return json_response(body if hold.order_id is None else {**body, "order_id": hold.order_id})
+
+    async def confirm(request: Request) -> Response:
+        return _sold(await service.confirm(_hold_id(request), schemas.idempotency_key(request)))
+
+    async def release(request: Request) -> Response:
+        return json_response({"success": True, "remaining": await service.release(_hold_id(request))})
+
+    hold_path = {"parameters": (schemas.HOLD_ID,), "tags": ("holds",)}
     routes = [
         Route(
             "/api/v1/purchase",
@@ -54,7 +86,7 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
             name="purchase",
             summary="Buy qty tickets",
             request_schema=schemas.qty_body(service.max_qty),
-            responses={200: schemas.PURCHASE, **_PURCHASE_ERRORS},
+            responses={200: schemas.PURCHASE, **_BODY_ERRORS},
             parameters=(schemas.IDEMPOTENCY_KEY,),
             tags=("ticket",),
         ),
@@ -64,8 +96,56 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
             order,
             name="order",
             summary="One order",
-            responses={200: schemas.ORDER, 404: schemas.ERROR},
+            responses={200: schemas.ORDER, 404: schemas.ERROR, 503: schemas.ERROR},
             tags=("ticket",),
+        ),
+        Route(
+            "/api/v1/stock",
+            frozenset({"GET"}),
+            stock,
+            name="stock",
+            summary="The stock's parts: available + held + sold == capacity",
+            responses={200: schemas.STOCK, 503: schemas.ERROR},
+            tags=("ticket",),
+        ),
+        Route(
+            "/api/v1/holds",
+            frozenset({"POST"}),
+            create_hold,
+            name="create_hold",
+            summary="Hold qty tickets for ttl seconds (default HOLD_TTL), to confirm or release",
+            request_schema=schemas.hold_body(service.max_qty, service.holds.max_ttl),
+            responses={201: schemas.HOLD_CREATED, **_BODY_ERRORS},
+            parameters=(schemas.IDEMPOTENCY_KEY,),
+            tags=("holds",),
+        ),
+        Route(
+            "/api/v1/holds/{hold_id}",
+            frozenset({"GET"}),
+            get_hold,
+            name="get_hold",
+            summary="One hold: held, confirmed, released or expired",
+            responses={200: schemas.HOLD, **_HOLD_ERRORS},
+            **hold_path,  # type: ignore[arg-type]
+        ),
+        Route(
+            "/api/v1/holds/{hold_id}/confirm",
+            frozenset({"POST"}),
+            confirm,
+            name="confirm_hold",
+            summary="Buy the held tickets: answers as a purchase; confirming again answers the same order",
+            responses={200: schemas.PURCHASE, **_HOLD_ERRORS},
+            parameters=(schemas.HOLD_ID, schemas.IDEMPOTENCY_KEY),
+            tags=("holds",),
+        ),
+        Route(
+            "/api/v1/holds/{hold_id}",
+            frozenset({"DELETE"}),
+            release,
+            name="release_hold",
+            summary="Put the held tickets back on sale; repeating it changes nothing",
+            responses={200: schemas.RELEASED, **_HOLD_ERRORS},
+            **hold_path,  # type: ignore[arg-type]
         ),
     ]
     if proxy_available:

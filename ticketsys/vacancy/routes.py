@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ticketsys.domain import schemas
-from ticketsys.domain.models import MAX_STOCK, Reservation
+from ticketsys.domain.errors import HoldNotFound, SoldOut
+from ticketsys.domain.models import MAX_STOCK
+from ticketsys.domain.wire import hold_json, is_id, stock_json
 from ticketsys.http.auth import require_bearer
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.requests import Request
@@ -11,19 +15,28 @@ from ticketsys.http.responses import Response, json_response
 from ticketsys.http.routing import Route
 from ticketsys.vacancy.service import VacancyService
 
-_QTY_ERRORS = {status: schemas.ERROR for status in (400, 401, 413, 415, 422)}
+_BODY_ERRORS = {status: schemas.ERROR for status in (400, 401, 413, 415, 422)}
+_HOLD_ERRORS = {401: schemas.ERROR, 404: schemas.ERROR, 409: schemas.ERROR}
 
 
-def _reservation(reservation: Reservation) -> Response:
-    return json_response({"success": reservation.success, "remaining": reservation.remaining})
+def _change(remaining: int, success: bool = True) -> Response:
+    return json_response({"success": success, "remaining": remaining})
+
+
+def hold_id(request: Request) -> str:
+    """The path's hold id; one that cannot be an id is simply not found."""
+    value = request.path_params["hold_id"]
+    if not is_id(value):
+        raise HoldNotFound(value)
+    return value
 
 
 def vacancy_routes(
     service: VacancyService, *, internal: bool = True, token: str | None = None
 ) -> list[Route]:
-    """``internal`` adds reserve, release, cancel and restock, which only Ticket and operators call
-    (never on the monolith's public surface). With ``token``, they require it as a bearer
-    token; restock always requires one."""
+    """``internal`` adds the stock, holds, reserve, release and restock endpoints that only
+    Ticket and operators call (never on the monolith's public surface). With ``token``, they
+    require it as a bearer token; restock always requires one."""
     secret = token.encode() if token else None
 
     def authorise(request: Request) -> None:
@@ -33,29 +46,44 @@ def vacancy_routes(
     async def available(request: Request) -> Response:
         return json_response({"available": await service.available()})
 
+    async def stock(request: Request) -> Response:
+        return json_response({**stock_json(await service.stock()), "store_id": service.store_id})
+
+    async def create_hold(request: Request) -> Response:
+        authorise(request)
+        qty, ttl = schemas.read_hold(request, service.max_qty)
+        hold = await service.hold(qty, ttl, schemas.idempotency_key(request))
+        return json_response({**hold_json(hold), "store_id": service.store_id}, 201)
+
+    async def get_hold(request: Request) -> Response:
+        authorise(request)
+        return json_response(hold_json(await service.get_hold(hold_id(request))))
+
+    async def confirm(request: Request) -> Response:
+        authorise(request)
+        held = hold_id(request)
+        return json_response(hold_json(await service.confirm(held, schemas.read_order_id(request))))
+
+    async def release_hold(request: Request) -> Response:
+        authorise(request)
+        return _change(await service.release(hold_id(request)))
+
     async def reserve(request: Request) -> Response:
         authorise(request)
-        qty = schemas.read_qty(request, service.max_qty)
-        return _reservation(await service.reserve(qty, schemas.idempotency_key(request)))
+        try:
+            return _change(await service.reserve(schemas.read_qty(request, service.max_qty)))
+        except SoldOut as exc:  # the seed's contract: 200 with success false, nothing taken
+            return _change(exc.remaining, success=False)
 
     async def release(request: Request) -> Response:
         authorise(request)
-        qty = schemas.read_qty(request, MAX_STOCK)
-        return _reservation(await service.release(qty, schemas.idempotency_key(request)))
-
-    async def cancel(request: Request) -> Response:
-        authorise(request)
-        qty = schemas.read_qty(request, service.max_qty)
-        key = schemas.idempotency_key(request)
-        if key is None:
-            raise HTTPError(422, "missing_idempotency_key", "name the reserve to undo by its Idempotency-Key")
-        return _reservation(await service.cancel(qty, key))
+        return _change(await service.unreserve(schemas.read_qty(request, MAX_STOCK)))
 
     async def restock(request: Request) -> Response:
         if secret is None:
             raise HTTPError(403, "restock_disabled", "restocking over HTTP needs SERVICE_TOKEN to be set")
         require_bearer(request, secret)
-        return _reservation(await service.restock(schemas.read_qty(request, MAX_STOCK)))
+        return _change(await service.restock(schemas.read_qty(request, MAX_STOCK)))
 
     routes = [
         Route(
@@ -70,39 +98,75 @@ def vacancy_routes(
     ]
     if not internal:
         return routes
-    internal_call = {"parameters": (schemas.IDEMPOTENCY_KEY,), "tags": ("vacancy",)}
+    hold_path: dict[str, Any] = {"parameters": (schemas.HOLD_ID,), "tags": ("vacancy",)}
     return [
         *routes,
+        Route(
+            "/api/v1/stock",
+            frozenset({"GET"}),
+            stock,
+            name="stock",
+            summary="The stock's parts: available + held + sold == capacity, and the store's id",
+            responses={200: schemas.STOCK},
+            tags=("vacancy",),
+        ),
+        Route(
+            "/api/v1/holds",
+            frozenset({"POST"}),
+            create_hold,
+            name="create_hold",
+            summary="Hold qty tickets for ttl seconds (internal: Ticket's purchases and holds)",
+            request_schema=schemas.hold_body(service.max_qty, service.holds.max_ttl),
+            responses={201: schemas.VACANCY_HOLD, 409: schemas.ERROR, **_BODY_ERRORS},
+            parameters=(schemas.IDEMPOTENCY_KEY,),
+            tags=("vacancy",),
+        ),
+        Route(
+            "/api/v1/holds/{hold_id}",
+            frozenset({"GET"}),
+            get_hold,
+            name="get_hold",
+            summary="One hold (internal)",
+            responses={200: schemas.VACANCY_HOLD, **_HOLD_ERRORS},
+            **hold_path,
+        ),
+        Route(
+            "/api/v1/holds/{hold_id}/confirm",
+            frozenset({"POST"}),
+            confirm,
+            name="confirm_hold",
+            summary="Sell a held hold to an order (internal: Ticket, once the order is recorded)",
+            request_schema=schemas.CONFIRM_BODY,
+            responses={200: schemas.VACANCY_HOLD, **_HOLD_ERRORS, **_BODY_ERRORS},
+            **hold_path,
+        ),
+        Route(
+            "/api/v1/holds/{hold_id}",
+            frozenset({"DELETE"}),
+            release_hold,
+            name="release_hold",
+            summary="Put a held hold back on sale (internal)",
+            responses={200: schemas.RELEASED, **_HOLD_ERRORS},
+            **hold_path,
+        ),
         Route(
             "/api/v1/reserve",
             frozenset({"POST"}),
             reserve,
             name="reserve",
-            summary="Take qty tickets, all or nothing (internal: called by Ticket)",
+            summary="Sell qty tickets outside any order, all or nothing (internal: operators)",
             request_schema=schemas.qty_body(service.max_qty),
-            responses={200: schemas.RESERVATION, **_QTY_ERRORS},
-            **internal_call,  # type: ignore[arg-type]
+            responses={200: schemas.RESERVATION, **_BODY_ERRORS},
+            tags=("vacancy",),
         ),
         Route(
             "/api/v1/release",
             frozenset({"POST"}),
             release,
             name="release",
-            summary="Put qty reserved tickets back on sale (internal)",
+            summary="Put qty sold tickets back on sale (internal: operators)",
             request_schema=schemas.qty_body(MAX_STOCK),
-            responses={200: schemas.RESERVATION, 409: schemas.ERROR, **_QTY_ERRORS},
-            **internal_call,  # type: ignore[arg-type]
-        ),
-        Route(
-            "/api/v1/cancel",
-            frozenset({"POST"}),
-            cancel,
-            name="cancel",
-            summary="Undo the reserve made with this Idempotency-Key and forget the key "
-            "(internal: Ticket, when it cannot record the order); repeating it is harmless",
-            request_schema=schemas.qty_body(service.max_qty),
-            responses={200: schemas.RESERVATION, **_QTY_ERRORS},
-            parameters=(schemas.RESERVATION_KEY,),
+            responses={200: schemas.RESERVATION, 409: schemas.ERROR, **_BODY_ERRORS},
             tags=("vacancy",),
         ),
         Route(
@@ -112,7 +176,7 @@ def vacancy_routes(
             name="restock",
             summary="Put qty more tickets on sale (operators; needs SERVICE_TOKEN)",
             request_schema=schemas.qty_body(MAX_STOCK),
-            responses={200: schemas.RESERVATION, 403: schemas.ERROR, **_QTY_ERRORS},
+            responses={200: schemas.RESERVATION, 403: schemas.ERROR, **_BODY_ERRORS},
             tags=("vacancy",),
         ),
     ]

@@ -1,31 +1,50 @@
-"""VacancyService: the rules around the stock (valid quantities), independent of transport."""
+"""VacancyService: the rules around the stock (valid quantities and hold times), whatever the
+transport and whatever the store."""
 
 from __future__ import annotations
 
 from ticketsys.domain.interfaces import StockStore
-from ticketsys.domain.models import MAX_STOCK, Reservation, check_quantity
+from ticketsys.domain.models import DEFAULT_HOLDS, MAX_STOCK, Hold, HoldRules, Stock, check_quantity
 
 
 class VacancyService:
-    def __init__(self, stock: StockStore, max_qty: int) -> None:
-        self.stock = stock
+    def __init__(self, stock: StockStore, max_qty: int, holds: HoldRules = DEFAULT_HOLDS) -> None:
+        self.stock_store = stock
         self.max_qty = max_qty
+        self.holds = holds
+
+    @property
+    def store_id(self) -> str:
+        return self.stock_store.store_id
 
     async def available(self) -> int:
-        return await self.stock.current()
+        return await self.stock_store.available()
 
-    async def reserve(self, qty: int, key: str | None = None) -> Reservation:
-        return await self.stock.reserve(check_quantity(qty, self.max_qty), key)
+    async def stock(self) -> Stock:
+        return await self.stock_store.stock()
 
-    async def release(self, qty: int, key: str | None = None) -> Reservation:
-        # Releases may return a whole order at once: the store bounds them by its capacity.
-        return await self.stock.release(check_quantity(qty, MAX_STOCK), key)
+    async def hold(self, qty: int, ttl: float | None = None, key: str | None = None) -> Hold:
+        qty, seconds = check_quantity(qty, self.max_qty), self.holds.ttl(ttl)
+        return await self.stock_store.hold(qty, seconds, key, f"qty={qty}:ttl={seconds:g}")
 
-    async def cancel(self, qty: int, key: str) -> Reservation:
-        return await self.stock.cancel(check_quantity(qty, self.max_qty), key)
+    async def get_hold(self, hold_id: str) -> Hold:
+        return await self.stock_store.get_hold(hold_id)
 
-    async def restock(self, qty: int) -> Reservation:
-        return await self.stock.restock(check_quantity(qty, MAX_STOCK))
+    async def confirm(self, hold_id: str, order_id: str) -> Hold:
+        return await self.stock_store.confirm(hold_id, order_id)
+
+    async def release(self, hold_id: str) -> int:
+        return await self.stock_store.release(hold_id)
+
+    async def reserve(self, qty: int) -> int:
+        return await self.stock_store.sell(check_quantity(qty, self.max_qty))
+
+    async def unreserve(self, qty: int) -> int:
+        # A release may return a whole sale at once: the store bounds it by what was sold.
+        return await self.stock_store.unsell(check_quantity(qty, MAX_STOCK))
+
+    async def restock(self, qty: int) -> int:
+        return await self.stock_store.restock(check_quantity(qty, MAX_STOCK))
 
     def __repr__(self) -> str:
-        return f"<VacancyService {self.stock!r} max_qty={self.max_qty}>"
+        return f"<VacancyService {self.stock_store!r} max_qty={self.max_qty}>"

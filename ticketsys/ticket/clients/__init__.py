@@ -1,6 +1,5 @@
-"""The two VacancyClient implementations. Which one a Ticket gets is decided in ``apps/``."""
+"""The HTTP VacancyClient; the in-process one lives in ``apps/`` where the two services meet."""
 
-from ticketsys.ticket.clients.local import LocalVacancyClient
 from ticketsys.ticket.clients.remote import RemoteVacancyClient
 
-__all__ = ["LocalVacancyClient", "RemoteVacancyClient"]
+__all__ = ["RemoteVacancyClient"]

@@ -1,0 +1,1 @@
+"""The embedded durable engine: SQLite in WAL mode (why: benchmarks/README.md, "Engine")."""
