@@ -12,10 +12,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ticketsys"
 # What each layer may import from ticketsys (besides itself and the http toolkit).
 ALLOWED = {
     "http": set(),
-    "storage": set(),
     "domain": set(),
-    "vacancy": {"domain", "storage"},
-    "ticket": {"domain", "vacancy", "storage"},
+    "storage": {"domain"},
+    "vacancy": {"domain"},
+    "ticket": {"domain"},
     "apps": {"domain", "vacancy", "ticket", "config", "storage"},
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ticketsys import __version__
 from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
+from ticketsys.domain.models import MAX_STOCK
 from ticketsys.http.application import App
 from ticketsys.http.lifespan import LifespanError
 from ticketsys.http.limits import ServerLimits
@@ -48,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"ticketsys {__version__}")
     commands = root.add_subparsers(
-        dest="command", required=True, metavar="{monolith,vacancy,ticket,restock,move-to-redis}"
+        dest="command", required=True, metavar="{monolith,vacancy,ticket,restock,check,orders,move-to-redis}"
     )
     for name, (port_variable, _, summary) in SERVICES.items():
         sub = commands.add_parser(name, help=f"serve {summary}", description=f"Serve {summary}.")
@@ -62,12 +63,32 @@ def parser() -> argparse.ArgumentParser:
         )
     restock = commands.add_parser(
         "restock",
-        help="put more tickets on sale in the store under DATA_DIR (the service must be stopped)",
-        description="Add QTY tickets to the durable stock store under DATA_DIR. The store has one "
-        "owner: stop the service first, or use POST /api/v1/restock with SERVICE_TOKEN on Vacancy.",
+        help="put more tickets on sale in the stock store under DATA_DIR (the service must be stopped)",
+        description="Add QTY tickets to the stock store under DATA_DIR (sale.db or stock.db). The "
+        "store has one owner: stop the service first, or use POST /api/v1/restock with SERVICE_TOKEN.",
     )
-    restock.add_argument("qty", type=int, help="tickets to add")
+    restock.add_argument("qty", type=int, help=f"tickets to add (the stock holds at most {MAX_STOCK})")
     restock.add_argument("--data-dir", help="the store's directory (DATA_DIR, default ./data)")
+    check = commands.add_parser(
+        "check",
+        help="verify the stores under DATA_DIR (stopped or running); exit 1 if anything is wrong",
+        description="Verify each store under DATA_DIR: SQLite's integrity check, and the stock's "
+        "counters against its holds and orders. A running store is read without stopping it.",
+    )
+    check.add_argument("--data-dir", help="the stores' directory (DATA_DIR, default ./data)")
+    orders = commands.add_parser("orders", help="read the orders of a store")
+    order_commands = orders.add_subparsers(dest="orders_command", required=True, metavar="{export}")
+    export = order_commands.add_parser(
+        "export",
+        help="write every order under DATA_DIR to standard output (stopped or running store)",
+        description="Write the orders of the store under DATA_DIR (sale.db or orders.db), oldest "
+        "first, one per line (jsonl) or as CSV, with their state (confirmed, pending, void).",
+    )
+    export.add_argument("--data-dir", help="the store's directory (DATA_DIR, default ./data)")
+    export.add_argument(
+        "--since", help="only orders made at or after this time (RFC 3339, or seconds since the epoch)"
+    )
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", dest="form")
     move = commands.add_parser(
         "move-to-redis",
         help="copy the stock, orders and idempotency keys under DATA_DIR into an empty Redis",
@@ -83,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "restock":
         return restock(args.qty, args.data_dir)
+    if args.command == "check":
+        return check(args.data_dir)
+    if args.command == "orders":
+        return export_orders(args.data_dir, args.since, args.form)
     if args.command == "move-to-redis":
         return move_to_redis(args.url, args.data_dir)
     port_variable, mode, _ = SERVICES[args.command]
@@ -116,38 +141,120 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(args.command, settings)
 
 
-def restock(qty: int, data_dir: str | None) -> int:
-    from ticketsys.apps.stores import stock_store
-    from ticketsys.domain.errors import StoreUnavailable
-    from ticketsys.storage.journal import StoreLocked
-
+def _data_dir(data_dir: str | None) -> Settings | None:
     try:
-        settings = load_settings({"DATA_DIR": data_dir} if data_dir else {})
+        return load_settings({"DATA_DIR": data_dir} if data_dir else {})
     except ConfigError as exc:
         print(f"ticketsys: configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def _stores(directory: Path, kinds: tuple[str, ...]) -> list[tuple[Path, str]]:
+    return [(directory / f"{kind}.db", kind) for kind in kinds if (directory / f"{kind}.db").exists()]
+
+
+def restock(qty: int, data_dir: str | None) -> int:
+    from ticketsys.domain.errors import InvalidQuantity, StoreRefused, StoreUnavailable
+    from ticketsys.storage.sqlite.database import Database
+    from ticketsys.storage.sqlite.stock import SqliteStock
+
+    settings = _data_dir(data_dir)
+    if settings is None:
         return EXIT_CONFIG
-    if qty < 1:
-        print("ticketsys: restock: QTY must be at least 1", file=sys.stderr)
+    if not 1 <= qty <= MAX_STOCK:
+        print(f"ticketsys: restock: QTY must be between 1 and {MAX_STOCK}", file=sys.stderr)
         return EXIT_CONFIG
-    if settings.stock_store == "memory":
-        print("ticketsys: restock: STOCK_STORE=memory has nothing to restock", file=sys.stderr)
+    if settings.shared_store or settings.stock_store == "memory":
+        print(
+            f"ticketsys: restock: STOCK_STORE={settings.stock_store} has no store under DATA_DIR "
+            "(use POST /api/v1/restock on Vacancy with SERVICE_TOKEN)",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
-    stock = stock_store(settings)
+    found = _stores(Path(settings.data_dir), ("sale", "stock"))
+    if len(found) != 1:
+        what = "no stock store" if not found else "two stock stores (sale.db and stock.db)"
+        print(f"ticketsys: restock: {settings.data_dir} holds {what}", file=sys.stderr)
+        return 1
+    path, kind = found[0]
+    stock = SqliteStock(Database(path, kind), 0)
 
     async def run() -> int:
+        if not path.stat().st_size:
+            raise StoreRefused(f"{path}: no store here (an empty file)")
         await stock.open()
         try:
-            return (await stock.restock(qty)).remaining
+            return await stock.restock(qty)
         finally:
             await stock.close()
 
     try:
         available = asyncio.run(run())
-    except (StoreLocked, StoreUnavailable) as exc:
+    except (StoreRefused, StoreUnavailable, InvalidQuantity) as exc:
         print(f"ticketsys: restock: {exc}", file=sys.stderr)
         return 1
-    where = settings.stock_store if settings.shared_store else settings.data_dir
-    print(f"restocked {qty}: {available} available in {where}")
+    print(f"restocked {qty}: {available} available in {path}")
+    return 0
+
+
+def check(data_dir: str | None) -> int:
+    from ticketsys.domain.errors import StoreRefused
+    from ticketsys.storage.sqlite.inspect import check as check_store
+
+    settings = _data_dir(data_dir)
+    if settings is None:
+        return EXIT_CONFIG
+    found = _stores(Path(settings.data_dir), ("sale", "stock", "orders"))
+    if not found:
+        print(f"ticketsys: check: no store in {settings.data_dir}", file=sys.stderr)
+        return 1
+    status = 0
+    for path, kind in found:
+        try:
+            report = check_store(path, kind)
+        except StoreRefused as exc:
+            print(f"{path}: REFUSED: {exc}")
+            status = 1
+            continue
+        state = "running" if report.running else "stopped"
+        verdict = "ok" if not report.problems else f"{len(report.problems)} problem(s)"
+        print(f"{path} ({kind}, {state}): {verdict}: {report.summary}")
+        for problem in report.problems:
+            print(f"  {problem}")
+        status = status or (1 if report.problems else 0)
+    return status
+
+
+def export_orders(data_dir: str | None, since: str | None, form: str) -> int:
+    from ticketsys.domain.errors import StoreRefused
+    from ticketsys.domain.wire import WireError, parse_rfc3339
+    from ticketsys.storage.sqlite.inspect import export_orders as export
+
+    settings = _data_dir(data_dir)
+    if settings is None:
+        return EXIT_CONFIG
+    start: float | None = None
+    if since is not None:
+        try:
+            start = float(since)
+        except ValueError:
+            try:
+                start = parse_rfc3339(since)
+            except WireError:
+                print(f"ticketsys: orders export: --since {since!r} is not a time", file=sys.stderr)
+                return EXIT_CONFIG
+    found = _stores(Path(settings.data_dir), ("sale", "orders"))
+    if len(found) != 1:
+        print(
+            f"ticketsys: orders export: {settings.data_dir} holds {len(found)} order stores", file=sys.stderr
+        )
+        return 1
+    try:
+        count = export(*found[0], sys.stdout, since=start, form=form)
+    except StoreRefused as exc:
+        print(f"ticketsys: orders export: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {count} orders from {found[0][0]}", file=sys.stderr)
     return 0
 
 

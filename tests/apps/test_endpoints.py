@@ -45,7 +45,7 @@ def test_purchase_answers_an_order_id_that_can_be_fetched() -> None:
         order = await call(app, "GET", f"/api/v1/orders/{bought['order_id']}")
         assert order.status == 200
         assert order.json()["qty"] == 5 and order.json()["remaining"] == 995
-        assert order.json()["created_at"].endswith("+00:00")
+        assert order.json()["created_at"].endswith("Z")  # RFC 3339, UTC
 
     _run(build_monolith(_settings(initial_stock=1000)), test)
 
@@ -116,16 +116,6 @@ def test_restock_needs_a_token() -> None:
 
     _run(build_vacancy(_settings(initial_stock=10)), without)
     _run(build_vacancy(_settings(initial_stock=10, service_token=TOKEN)), with_token)
-
-
-def test_vacancy_reserve_keys_are_idempotent() -> None:
-    async def test(app: App) -> None:
-        key = (b"idempotency-key", b"r-1")
-        first = await _post(app, "/api/v1/reserve", {"qty": 4}, key)
-        again = await _post(app, "/api/v1/reserve", {"qty": 4}, key)
-        assert first.json() == again.json() == {"success": True, "remaining": 6}
-
-    _run(build_vacancy(_settings(initial_stock=10)), test)
 
 
 def test_openapi_documents_orders_and_the_idempotency_header() -> None:

@@ -123,6 +123,17 @@ class Deployment:
     def buy(self, qty: int, key: str | None = None) -> Answer:
         return self.post("/api/v1/purchase", {"qty": qty}, {"Idempotency-Key": key} if key else None)
 
+    def stock_parts(self) -> dict[str, int]:
+        parts: dict[str, int] = self.get("/api/v1/stock").json()
+        assert parts["available"] + parts["held"] + parts["sold"] == parts["capacity"], parts
+        return parts
+
+    def hold(self, payload: Any, key: str | None = None) -> Answer:
+        return self.post("/api/v1/holds", payload, {"Idempotency-Key": key} if key else None)
+
+    def delete(self, path: str) -> Answer:
+        return self.front.request("DELETE", path)
+
 
 DEPLOYMENTS = ("asgi", "monolith", "monolith-asgi-dispatch", "microservices", "hypercorn", "redis")
 TOKEN = "e2e-service-token-0123456789"

@@ -4,6 +4,7 @@ monolith under hypercorn and the monolith on Redis. The answers must be the same
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import orjson
@@ -181,3 +182,113 @@ def test_internal_endpoints(deployment: Deployment) -> None:
     assert released.json() == {"success": True, "remaining": before}
     bad = deployment.post("/api/v1/reserve", {"qty": "2"}, bearer, target=stock)
     _assert_error(bad, 422, "invalid_field")
+
+
+# -- the stock's parts and holds (issue 10) ---------------------------------------------------
+
+
+def test_stock_has_three_parts(deployment: Deployment) -> None:
+    before = deployment.stock_parts()
+    assert set(before) == {"available", "held", "sold", "capacity"}
+    assert before["available"] == deployment.available()
+    deployment.buy(2)
+    after = deployment.stock_parts()
+    assert (after["sold"], after["available"]) == (before["sold"] + 2, before["available"] - 2)
+
+
+def test_a_hold_is_held_then_confirmed_into_an_order(deployment: Deployment) -> None:
+    before = deployment.stock_parts()
+    created = deployment.hold({"qty": 3, "ttl": 120})
+    body = created.json()
+    assert created.status == 201, body
+    assert set(body) == {"hold_id", "qty", "expires_at", "remaining"} and body["qty"] == 3
+    assert body["expires_at"].endswith("Z") and body["remaining"] == before["available"] - 3
+    assert deployment.stock_parts()["held"] == before["held"] + 3
+    hold = deployment.get(f"/api/v1/holds/{body['hold_id']}").json()
+    assert (hold["state"], hold["qty"], hold["expires_at"]) == ("held", 3, body["expires_at"])
+    confirmed = deployment.post(f"/api/v1/holds/{body['hold_id']}/confirm", b"")
+    sale = confirmed.json()
+    assert confirmed.status == 200, sale
+    assert sale["success"] is True and sale["qty"] == 3 and sale["message"] == "Purchase successful!"
+    again = deployment.post(f"/api/v1/holds/{body['hold_id']}/confirm", b"")
+    assert again.status == 200 and again.json()["order_id"] == sale["order_id"]
+    assert deployment.get(f"/api/v1/orders/{sale['order_id']}").json()["qty"] == 3
+    after = deployment.stock_parts()
+    assert (after["held"], after["sold"]) == (before["held"], before["sold"] + 3)
+    assert deployment.get(f"/api/v1/holds/{body['hold_id']}").json()["state"] == "confirmed"
+    _assert_error(deployment.delete(f"/api/v1/holds/{body['hold_id']}"), 409, "hold_confirmed")
+
+
+def test_a_released_hold_puts_its_tickets_back_once(deployment: Deployment) -> None:
+    before = deployment.stock_parts()
+    hold_id = deployment.hold({"qty": 4}).json()["hold_id"]
+    for _ in range(2):
+        released = deployment.delete(f"/api/v1/holds/{hold_id}")
+        assert released.status == 200 and released.json() == {
+            "success": True,
+            "remaining": before["available"],
+        }
+    assert deployment.stock_parts() == before
+    assert deployment.get(f"/api/v1/holds/{hold_id}").json()["state"] == "released"
+    _assert_error(deployment.post(f"/api/v1/holds/{hold_id}/confirm", b""), 409, "hold_released")
+
+
+def test_an_expired_hold_cannot_be_confirmed(deployment: Deployment) -> None:
+    before = deployment.stock_parts()
+    hold_id = deployment.hold({"qty": 2, "ttl": 0.2}).json()["hold_id"]
+    for _ in range(200):  # polling the hold's state, not sleeping on its expiry
+        if deployment.get(f"/api/v1/holds/{hold_id}").json()["state"] == "expired":
+            break
+        time.sleep(0.01)
+    assert deployment.get(f"/api/v1/holds/{hold_id}").json()["state"] == "expired"
+    _assert_error(deployment.post(f"/api/v1/holds/{hold_id}/confirm", b""), 409, "hold_expired")
+    assert deployment.stock_parts() == before
+
+
+def test_holding_more_than_is_left_holds_nothing(deployment: Deployment) -> None:
+    before = deployment.stock_parts()
+    refused = deployment.hold({"qty": before["available"] + 1 if before["available"] < 1000 else 1000})
+    if before["available"] < 1000:
+        _assert_error(refused, 409, "sold_out")
+    assert deployment.stock_parts()["held"] == before["held"] + (0 if before["available"] < 1000 else 1000)
+    if before["available"] >= 1000:
+        deployment.delete(f"/api/v1/holds/{refused.json()['hold_id']}")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"qty": 1, "ttl": 0},
+        {"qty": 1, "ttl": -1},
+        {"qty": 1, "ttl": 3601},
+        {"qty": 1, "ttl": "5"},
+        {"qty": 1, "ttl": True},
+        {"qty": 0},
+        {"ttl": 5},
+    ],
+    ids=["ttl-zero", "ttl-negative", "ttl-above-max", "ttl-string", "ttl-bool", "qty-zero", "qty-missing"],
+)
+def test_bad_hold_requests_are_422(deployment: Deployment, payload: dict[str, object]) -> None:
+    before = deployment.stock_parts()
+    _assert_error(deployment.hold(payload), 422, "invalid_field")
+    assert deployment.stock_parts() == before
+
+
+def test_unknown_holds_are_404(deployment: Deployment) -> None:
+    for hold_id in ("0" * 32, "no-such-hold"):
+        _assert_error(deployment.get(f"/api/v1/holds/{hold_id}"), 404, "hold_not_found")
+        _assert_error(deployment.post(f"/api/v1/holds/{hold_id}/confirm", b""), 404, "hold_not_found")
+        _assert_error(deployment.delete(f"/api/v1/holds/{hold_id}"), 404, "hold_not_found")
+
+
+def test_a_keyed_hold_is_made_once(deployment: Deployment) -> None:
+    key = f"hold-{uuid.uuid4()}"
+    first = deployment.hold({"qty": 2, "ttl": 60}, key)
+    assert first.status == 201
+    again = deployment.hold({"qty": 2, "ttl": 60}, key)
+    assert again.status == 201 and again.json() == first.json()
+    _assert_error(deployment.hold({"qty": 3, "ttl": 60}, key), 422, "idempotency_conflict")
+    confirm_key = f"confirm-{uuid.uuid4()}"
+    path = f"/api/v1/holds/{first.json()['hold_id']}/confirm"
+    sold = deployment.post(path, b"", {"Idempotency-Key": confirm_key})
+    assert deployment.post(path, b"", {"Idempotency-Key": confirm_key}).json() == sold.json()

@@ -111,7 +111,7 @@ def test_sigterm_under_load_monolith(tmp_path: Path) -> None:
         assert restarted.stop() == 0
 
 
-@pytest.mark.parametrize("store", ["journal", "memory"])
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
 def test_sigterm_under_load_ticket(tmp_path: Path, store: str) -> None:
     """Ticket stops while it has reserves in flight to Vacancy: each one is answered."""
     env = {"INITIAL_STOCK": str(STOCK), "STOCK_STORE": store}

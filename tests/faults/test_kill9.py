@@ -21,7 +21,6 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +34,7 @@ from tests.support.buyers import (
     connected,
     new_key,
     read_orders,
+    run_buyers,
     settle,
 )
 from tests.support.figures import RecordProperty, report
@@ -72,39 +72,6 @@ class Striker:
 
     def stopped(self) -> bool:
         return self.struck
-
-
-async def run_buyers(
-    url: str,
-    ledger: Ledger,
-    rng: random.Random,
-    *,
-    keyed: bool,
-    stop: Callable[[], bool] = lambda: False,
-    on_answer: Callable[[Answer], None] = lambda answer: None,
-) -> None:
-    """``CLIENTS`` buyers, each on its own keep-alive connection, buying 1-5 tickets at a time
-    (with a fresh key each, if ``keyed``) until sold out (a 409 with nothing left), until
-    ``stop()``, or until their connection dies: a purchase without an answer is not repeated
-    here. A 409 with some tickets left makes the buyer ask for at most that many next time, so
-    a run without faults ends with the stock at exactly zero. ``on_answer`` sees each answer as
-    it arrives (the Striker uses it to strike mid-sale)."""
-
-    async def buyer() -> None:
-        cap = 5
-        async with connected() as http:
-            while not stop():
-                answer = await ledger.buy(url, rng.randint(1, cap), new_key() if keyed else None, http=http)
-                on_answer(answer)
-                if answer.status == NO_ANSWER:
-                    return  # the server went away; what happened to this one is unknown
-                if answer.status == 409:
-                    left = int(answer.body.get("remaining", 0))
-                    if left == 0:
-                        return
-                    cap = min(cap, left)
-
-    await asyncio.gather(*(buyer() for _ in range(CLIENTS)))
 
 
 def assert_within_flight(ledger: Ledger, sold: int) -> None:

@@ -41,7 +41,7 @@ class ModelHold:
 class StockModel:
     def __init__(self, capacity: int) -> None:
         self.capacity = self.available = capacity
-        self.held = self.sold = 0
+        self.held = self.sold = self.sold_direct = 0
         self.holds: dict[str, ModelHold] = {}
         self.keys: dict[str, tuple[int, int, str]] = {}  # key -> (qty, ttl_ms, hold id)
         self.orders: dict[str, int] = {}  # order id -> qty (sale stores)
@@ -87,7 +87,12 @@ def machine_for(engine: Engine) -> type[RuleBasedStateMachine]:
 
         # -- holds --------------------------------------------------------------------------
 
-        @rule(target=holds, qty=st.integers(1, 6), ttl_ms=st.integers(1, 4000), key=st.sampled_from([None, "a", "b"]))
+        @rule(
+            target=holds,
+            qty=st.integers(1, 6),
+            ttl_ms=st.integers(1, 4000),
+            key=st.sampled_from([None, "a", "b"]),
+        )
         def hold(self, qty: int, ttl_ms: int, key: str | None) -> str:
             self.model.expire(self.now_ms())
             fingerprint = f"{qty}:{ttl_ms}"
@@ -183,6 +188,7 @@ def machine_for(engine: Engine) -> type[RuleBasedStateMachine]:
                 return
             self.model.available -= qty
             self.model.sold += qty
+            self.model.sold_direct += qty
             assert remaining == self.model.available
 
         @precondition(lambda self: engine.kind == "stock")
@@ -192,9 +198,10 @@ def machine_for(engine: Engine) -> type[RuleBasedStateMachine]:
             try:
                 remaining = self.run(self.store.unsell(qty))
             except OverRelease:
-                assert qty > self.model.sold
+                assert qty > self.model.sold_direct
                 return
             self.model.sold -= qty
+            self.model.sold_direct -= qty
             self.model.available += qty
             assert remaining == self.model.available
 
@@ -264,4 +271,3 @@ def machine_for(engine: Engine) -> type[RuleBasedStateMachine]:
 
     StockMachine.__name__ = f"StockMachine_{engine.name.replace('-', '_')}"
     return StockMachine
-

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -333,3 +334,36 @@ async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)  # yields to the buyers; polling the ledger, not a server
+
+
+async def run_buyers(
+    url: str,
+    ledger: Ledger,
+    rng: random.Random,
+    *,
+    keyed: bool,
+    stop: Callable[[], bool] = lambda: False,
+    on_answer: Callable[[Answer], None] = lambda answer: None,
+) -> None:
+    """``CLIENTS`` buyers, each on its own keep-alive connection, buying 1-5 tickets at a time
+    (with a fresh key each, if ``keyed``) until sold out (a 409 with nothing left), until
+    ``stop()``, or until their connection dies: a purchase without an answer is not repeated
+    here. A 409 with some tickets left makes the buyer ask for at most that many next time, so
+    a run without faults ends with the stock at exactly zero. ``on_answer`` sees each answer as
+    it arrives (the Striker uses it to strike mid-sale)."""
+
+    async def buyer() -> None:
+        cap = 5
+        async with connected() as http:
+            while not stop():
+                answer = await ledger.buy(url, rng.randint(1, cap), new_key() if keyed else None, http=http)
+                on_answer(answer)
+                if answer.status == NO_ANSWER:
+                    return  # the server went away; what happened to this one is unknown
+                if answer.status == 409:
+                    left = int(answer.body.get("remaining", 0))
+                    if left == 0:
+                        return
+                    cap = min(cap, left)
+
+    await asyncio.gather(*(buyer() for _ in range(CLIENTS)))

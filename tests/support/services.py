@@ -14,6 +14,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "bin" / "ticketsys"
@@ -36,6 +39,27 @@ def get(url_base: str, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return response.status, response.read()
     finally:
         conn.close()
+
+
+def request(
+    url_base: str, method: str, path: str, payload: object = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    """One request on a fresh connection: (status, decoded JSON body)."""
+    host, port = url_base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        body = None if payload is None else orjson.dumps(payload)
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, orjson.loads(response.read() or b"null")
+    finally:
+        conn.close()
+
+
+def post(
+    url_base: str, path: str, payload: object, headers: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    return request(url_base, "POST", path, payload, headers)
 
 
 @dataclass
@@ -105,7 +129,7 @@ def start(
 ) -> Service:
     """Start ``service`` (monolith, vacancy, ticket) as a real process.
 
-    Defaults: the durable journal store in its own ``data_dir``, INITIAL_STOCK 1000, logs at
+    Defaults: the durable SQLite store in its own ``data_dir``, INITIAL_STOCK 1000, logs at
     warning; a variable set to None in ``env`` is left out. ``hypercorn`` serves
     ``ticketsys.apps.<service>:app`` instead of bin/ticketsys.
     """

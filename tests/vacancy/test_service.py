@@ -1,24 +1,41 @@
-from __future__ import annotations
+"""VacancyService's rules: quantities and hold times, whatever the store."""
 
-import asyncio
+from __future__ import annotations
 
 import pytest
 
-from ticketsys.domain.errors import InvalidQuantity
+from ticketsys.domain.errors import InvalidQuantity, InvalidTtl
+from ticketsys.domain.models import HoldRules
+from ticketsys.storage.memory import MemoryStock
 from ticketsys.vacancy.service import VacancyService
-from ticketsys.vacancy.stock import StockManager
+
+from ..storage.engines import Clock
 
 
-def test_reserve_checks_the_quantity() -> None:
-    service = VacancyService(StockManager(100), max_qty=10)
+async def test_quantities_are_checked_before_the_store() -> None:
+    service = VacancyService(MemoryStock(100), max_qty=10)
     for bad in (0, -1, 11, True):
         with pytest.raises(InvalidQuantity):
-            asyncio.run(service.reserve(bad))
-    assert asyncio.run(service.available()) == 100
+            await service.reserve(bad)
+        with pytest.raises(InvalidQuantity):
+            await service.hold(bad)
+    assert await service.available() == 100
 
 
-def test_release_may_return_a_whole_order_above_max_qty() -> None:
-    service = VacancyService(StockManager(100), max_qty=10)
+async def test_hold_times_default_and_are_bounded() -> None:
+    clock = Clock()
+    service = VacancyService(
+        MemoryStock(100, clock=clock), max_qty=10, holds=HoldRules(default_ttl=60, max_ttl=120)
+    )
+    assert (await service.hold(1)).expires_at == clock() + 60
+    for bad in (0, -5, 121, float("nan"), True, "30"):
+        with pytest.raises(InvalidTtl):
+            await service.hold(1, bad)  # type: ignore[arg-type]
+    assert (await service.stock()).held == 1
+
+
+async def test_a_release_may_return_a_whole_sale_above_max_qty() -> None:
+    service = VacancyService(MemoryStock(100), max_qty=10)
     for _ in range(3):
-        asyncio.run(service.reserve(10))
-    assert asyncio.run(service.release(30)).remaining == 100
+        await service.reserve(10)
+    assert await service.unreserve(30) == 100

@@ -23,10 +23,11 @@ class SoldOut(TicketsysError):
 
 
 class OverRelease(TicketsysError):
-    """A release would put back more tickets than were sold."""
+    """A release would put back more tickets than were sold outside holds (those of a
+    confirmed hold stand on an order, and only releasing the order could free them)."""
 
     def __init__(self, qty: int, available: int, sold: int) -> None:
-        super().__init__(f"cannot release {qty}: only {sold} are sold ({available} available)")
+        super().__init__(f"cannot release {qty}: only {sold} were sold outside holds ({available} available)")
         self.qty = qty
         self.available = available
         self.sold = sold

@@ -106,7 +106,7 @@ class StockStore(Protocol):
 
     async def unsell(self, qty: int) -> int:
         """Move ``qty`` from sold back to available (Vacancy's ``release``); ``OverRelease``
-        if fewer were sold."""
+        if fewer were sold outside holds (by ``sell``): a confirmed hold's tickets stay sold."""
         ...
 
     async def restock(self, qty: int) -> int:

@@ -49,6 +49,7 @@ class MemoryStock:
         self._available = initial
         self._held = 0
         self._sold = 0
+        self._sold_direct = 0  # sold outside any hold (Vacancy's reserve, the monolith's purchases)
         self._holds: dict[str, Hold] = {}
         self._due: list[tuple[float, str]] = []  # (expires_at, hold_id) of holds made, a heap
         self._keys: KeyWindow[_Keyed] = KeyWindow(key_ttl)
@@ -151,13 +152,15 @@ class MemoryStock:
             raise SoldOut(qty, self._available)
         self._available -= qty
         self._sold += qty
+        self._sold_direct += qty
         return self._available
 
     async def unsell(self, qty: int) -> int:
         self._expire_due(self._clock())
-        if qty > self._sold:
-            raise OverRelease(qty, self._available, self._sold)
+        if qty > self._sold_direct:  # tickets of a confirmed hold stand on an order
+            raise OverRelease(qty, self._available, self._sold_direct)
         self._sold -= qty
+        self._sold_direct -= qty
         self._available += qty
         return self._available
 

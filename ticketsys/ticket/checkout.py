@@ -237,7 +237,9 @@ class HoldCheckout:
     async def settle_pending(self) -> int:
         """Settle what pending orders can be settled now; how many were."""
         settled = 0
-        for record in await self.orders.pending(SETTLE_BATCH):
+        pending = await self.orders.pending(SETTLE_BATCH)
+        log.debug("settling %d pending orders", len(pending))
+        for record in pending:
             if record.order.order_id in self._settling:
                 continue
             try:

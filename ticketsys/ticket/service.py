@@ -62,7 +62,10 @@ class TicketService:
     async def create_hold(self, qty: int, ttl: float | None = None, key: str | None = None) -> Hold:
         check_quantity(qty, self.max_qty)
         scoped = None if key is None else f"{self.checkout.store_id}:hold:{key}"
-        return await self.vacancy.hold(qty, self.holds.ttl(ttl), scoped)
+        try:
+            return await self.vacancy.hold(qty, self.holds.ttl(ttl), scoped)
+        except IdempotencyConflict:
+            raise IdempotencyConflict(key or "") from None  # the buyer's key, not the scoped one
 
     async def get_hold(self, hold_id: str) -> Hold:
         return await self.vacancy.get_hold(hold_id)

@@ -87,9 +87,12 @@ class Database:
 
     # -- opening ------------------------------------------------------------------------------
 
-    def open(self, capacity: int) -> Identity:
-        """Lock, check and open the store, creating it with ``capacity`` if it does not exist.
-        Raises ``StoreRefused`` with one line when the store cannot prove its state."""
+    def open(self, capacity: int | None) -> Identity:
+        """Lock, check and open the store, creating it with ``capacity`` if it does not exist
+        (``None``: it must exist). Raises ``StoreRefused`` with one line when the store cannot
+        prove its state."""
+        if capacity is None and not self.path.exists():
+            raise StoreRefused(f"{self.path}: no store here")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock()
         try:
@@ -111,19 +114,23 @@ class Database:
             ) from None
         self._lock_fd = fd
 
-    def _open(self, capacity: int) -> Identity:
+    def _open(self, capacity: int | None) -> Identity:
         problem = files.check_database_file(self.path)
         if problem is not None:
             raise StoreRefused(f"{self.path} {problem}")
         new = self.path.stat().st_size == 0
+        if new and capacity is None:
+            raise StoreRefused(f"{self.path}: no store here (an empty file)")
         if new and files.wal_path(self.path).exists():
             raise StoreRefused(f"{self.path} is empty but its log {files.wal_path(self.path).name} is not")
         left_behind = files.read_wal_index(self.path)
+        had_log = files.wal_path(self.path).exists()
         conn = self._conn = self._connect()
         with self._refusing():
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]  # runs recovery
         recovered = files.read_wal_index(self.path)
         if new:
+            assert capacity is not None
             with self._refusing(), self._transaction():
                 schema.create(conn, self.kind, capacity, files.boot_id())
             log.info("created the %s store %s with %d tickets", self.kind, self.path, capacity)
@@ -131,7 +138,7 @@ class Database:
             with self._refusing():
                 schema.check_format(conn, application_id, self.path)
                 identity = schema.read_identity(conn, self.path)
-            self._check_identity(identity, left_behind, recovered)
+            self._check_identity(identity, had_log, left_behind, recovered)
         with self._refusing(), self._transaction():
             conn.execute("UPDATE identity SET clean = 0, boot_id = ?", (files.boot_id(),))
         with self._refusing():
@@ -161,7 +168,11 @@ class Database:
         return conn
 
     def _check_identity(
-        self, identity: dict[str, Any], left_behind: files.WalIndex | None, recovered: files.WalIndex | None
+        self,
+        identity: dict[str, Any],
+        had_log: bool,
+        left_behind: files.WalIndex | None,
+        recovered: files.WalIndex | None,
     ) -> None:
         if identity["kind"] != self.kind:
             raise StoreRefused(
@@ -176,7 +187,7 @@ class Database:
         if identity["clean"]:
             return
         log_file = files.wal_path(self.path)
-        if not log_file.exists():
+        if not had_log:
             raise StoreRefused(
                 f"{self.path} was not closed cleanly and its log {log_file.name} is missing: "
                 "acknowledged changes may be lost (restore the log, or the store from a backup)"
@@ -383,6 +394,11 @@ class Database:
         if self._checkpointer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
             self._checkpointer = None
+        self.close_now()
+
+    def close_now(self) -> None:
+        """Close a store with no background work running (``start`` never called, or
+        stopped): mark it closed cleanly, checkpoint, release the files."""
         try:
             if self._conn is not None and self.damaged is None:
                 with self._transaction() as conn:
@@ -392,6 +408,11 @@ class Database:
             raise StoreUnavailable(f"{self.path}: could not close cleanly: {exc}") from exc
         finally:
             self._close_files()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For operators' tools (check, export): the open store's connection."""
+        return self._require()
 
     def _close_files(self) -> None:
         if self._conn is not None:

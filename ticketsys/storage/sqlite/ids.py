@@ -40,6 +40,8 @@ class IdCodec:
             raw = bytes.fromhex(text)
         except ValueError:
             return None
+        if raw.hex() != text:  # one spelling per id: lower-case, no spaces
+            return None
         secret = raw[:SECRET_BYTES]
         return int.from_bytes(raw[SECRET_BYTES:], "big") ^ self._mask(secret), secret
 

@@ -48,6 +48,7 @@ CREATE TABLE stock (
   available INTEGER NOT NULL CHECK (available >= 0),
   held INTEGER NOT NULL CHECK (held >= 0),
   sold INTEGER NOT NULL CHECK (sold >= 0),
+  sold_direct INTEGER NOT NULL CHECK (sold_direct BETWEEN 0 AND sold),  -- sold outside any hold
   CHECK (available + held + sold = capacity)
 ) STRICT;
 CREATE TABLE holds (
@@ -105,7 +106,7 @@ def create(conn: sqlite3.Connection, kind: str, capacity: int, boot_id: str) -> 
         (kind, os.urandom(12).hex(), time.time(), capacity, os.urandom(16), boot_id),
     )
     if kind in ("sale", "stock"):
-        conn.execute("INSERT INTO stock VALUES (1, ?, ?, 0, 0)", (capacity, capacity))
+        conn.execute("INSERT INTO stock VALUES (1, ?, ?, 0, 0, 0)", (capacity, capacity))
 
 
 def check_format(conn: sqlite3.Connection, application_id: int, path: Path) -> None:

@@ -187,10 +187,13 @@ class SqliteStock:
         await self._db.flush()
         return remaining
 
+    _INTO = {"held": "held = held + ?1", "sold": "sold = sold + ?1, sold_direct = sold_direct + ?1"}
+
     def _take(self, qty: int, into: str) -> int:
-        """Move ``qty`` from available to ``into`` (held or sold); ``SoldOut`` if too few."""
+        """Move ``qty`` from available to ``into`` (held, or sold outside any hold);
+        ``SoldOut`` if too few."""
         row = self._db.write(
-            f"UPDATE stock SET available = available - ?1, {into} = {into} + ?1 "
+            f"UPDATE stock SET available = available - ?1, {self._INTO[into]} "
             "WHERE one = 1 AND available >= ?1 RETURNING available",
             (qty,),
         ).fetchone()
@@ -201,13 +204,14 @@ class SqliteStock:
     async def unsell(self, qty: int) -> int:
         self._expire_due(self._now())
         row = self._db.write(
-            "UPDATE stock SET sold = sold - ?1, available = available + ?1 "
-            "WHERE one = 1 AND sold >= ?1 RETURNING available",
+            # Only what was sold outside holds: tickets of a confirmed hold stand on an order.
+            "UPDATE stock SET sold = sold - ?1, sold_direct = sold_direct - ?1, available = available + ?1 "
+            "WHERE one = 1 AND sold_direct >= ?1 RETURNING available",
             (qty,),
         ).fetchone()
         if row is None:
-            stock = await self.stock()
-            raise OverRelease(qty, stock.available, stock.sold)
+            available, direct = self._db.read("SELECT available, sold_direct FROM stock").fetchone()
+            raise OverRelease(qty, available, direct)
         await self._db.flush()
         return int(row[0])
 

@@ -25,6 +25,7 @@ import orjson
 from ticketsys.domain.errors import (
     HoldNotFound,
     HoldUnavailable,
+    IdempotencyConflict,
     InvalidQuantity,
     InvalidTtl,
     SoldOut,
@@ -137,9 +138,9 @@ class RemoteVacancyClient:
             raise VacancyUnavailable(f"vacancy answered {response.status} with a malformed body")
         if response.status == (201 if created else 200):
             return payload
-        raise self._refusal(response.status, payload)
+        raise self._refusal(response.status, payload, key)
 
-    def _refusal(self, status: int, payload: dict[str, Any]) -> Exception:
+    def _refusal(self, status: int, payload: dict[str, Any], key: str | None) -> Exception:
         """Vacancy's error answers, as the business errors they stand for."""
         error, message = payload.get("error"), str(payload.get("message", ""))
         try:
@@ -156,6 +157,8 @@ class RemoteVacancyClient:
                 )
         except WireError:
             pass
+        if status == 422 and error == "idempotency_conflict":
+            return IdempotencyConflict(key or "")
         if status == 422 and error == "invalid_field":
             if payload.get("field") == "ttl":
                 return InvalidTtl(message or "vacancy refused the hold time")
