@@ -12,8 +12,14 @@ import pytest
 
 from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import Settings
-from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, InvalidQuantity, InvalidTtl, SoldOut
-from ticketsys.domain.errors import VacancyUnavailable
+from ticketsys.domain.errors import (
+    HoldNotFound,
+    HoldUnavailable,
+    InvalidQuantity,
+    InvalidTtl,
+    SoldOut,
+    VacancyUnavailable,
+)
 from ticketsys.domain.models import HoldState
 from ticketsys.http.client import CLIENTS, ClientOptions
 from ticketsys.http.limits import ServerLimits

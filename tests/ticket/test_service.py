@@ -20,7 +20,7 @@ def ticket(stock: int) -> tuple[TicketService, MemorySale]:
 
 
 async def test_purchase_sells_records_and_reports_remaining() -> None:
-    service, sale = ticket(1000)
+    service, _ = ticket(1000)
     order = await service.purchase(5)
     assert (order.qty, order.remaining) == (5, 995)
     assert await service.order(order.order_id) == order
@@ -28,7 +28,7 @@ async def test_purchase_sells_records_and_reports_remaining() -> None:
 
 
 async def test_sold_out_takes_nothing() -> None:
-    service, sale = ticket(3)
+    service, _ = ticket(3)
     with pytest.raises(SoldOut) as caught:
         await service.purchase(4)
     assert (caught.value.requested, caught.value.remaining) == (4, 3)
@@ -36,7 +36,7 @@ async def test_sold_out_takes_nothing() -> None:
 
 
 async def test_invalid_quantity_never_reaches_the_store() -> None:
-    service, sale = ticket(3)
+    service, _ = ticket(3)
     for bad in (0, 101, True, 2.0):
         with pytest.raises(InvalidQuantity):
             await service.purchase(bad)  # type: ignore[arg-type]
@@ -44,7 +44,7 @@ async def test_invalid_quantity_never_reaches_the_store() -> None:
 
 
 async def test_a_retried_key_gets_the_first_order_and_takes_nothing_more() -> None:
-    service, sale = ticket(100)
+    service, _ = ticket(100)
     first = await service.purchase(5, key="abc")
     await service.purchase(1)
     assert await service.purchase(5, key="abc") == first  # the first answer, remaining included
@@ -54,14 +54,14 @@ async def test_a_retried_key_gets_the_first_order_and_takes_nothing_more() -> No
 
 
 async def test_concurrent_requests_with_one_key_buy_once() -> None:
-    service, sale = ticket(100)
+    service, _ = ticket(100)
     orders = await asyncio.gather(*(service.purchase(2, key="same") for _ in range(10)))
     assert len({order.order_id for order in orders}) == 1
     assert await service.available() == 98
 
 
 async def test_a_confirm_keyed_for_one_hold_conflicts_on_another() -> None:
-    service, sale = ticket(100)
+    service, _ = ticket(100)
     first, second = await service.create_hold(1, 60), await service.create_hold(1, 60)
     await service.confirm(first.hold_id, key="c")
     with pytest.raises(IdempotencyConflict):
