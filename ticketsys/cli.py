@@ -363,6 +363,9 @@ def serve(service: str, settings: Settings, *, reuse_port: bool = False) -> int:
         log.error("%s could not start: %s", service, exc)
         # A store that cannot prove its state is refused like a bad configuration: exit 2.
         return EXIT_CONFIG if isinstance(app.startup_error, StoreRefused) else 1
+    if app.shutdown_error is not None:  # e.g. a store that could not be closed (disk full)
+        log.error("%s stopped, but not cleanly: %s", service, app.shutdown_error)
+        return 1
     log.info("%s stopped", service)
     return 0
 

@@ -39,7 +39,7 @@ def build_monolith(settings: Settings) -> App:
         settings,
         ready=all_ready(*(store_ready(store.ping) for store in opened)),
         on_startup=[*(store.open for store in opened), checkout.open],
-        on_shutdown=[checkout.close, *(store.close for store in reversed(opened))],
+        on_shutdown=[*(store.close for store in opened), checkout.close],  # run in reverse
     )
 
 

@@ -44,9 +44,9 @@ def build_ticket(settings: Settings) -> App:
         DeploymentMode.MICROSERVICES.value,
         ticket_routes(service, proxy_available=True),
         settings,
-        ready=all_ready(client.ready, store_ready(orders.ping)),
+        ready=all_ready(client.ready, store_ready(orders.ping), checkout.ready),
         on_startup=[orders.open, client.open, checkout.open],
-        on_shutdown=[checkout.close, client.close, orders.close],
+        on_shutdown=[orders.close, client.close, checkout.close],  # run in reverse
     )
 
 

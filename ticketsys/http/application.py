@@ -59,6 +59,7 @@ class App:
         self.version = version
         self.started = False
         self.startup_error: BaseException | None = None
+        self.shutdown_error: BaseException | None = None
 
     # -- the request cycle, without ASGI ---------------------------------------------------
 
@@ -104,9 +105,17 @@ class App:
         self.started = True
 
     async def shutdown(self) -> None:
+        """Run every shutdown hook, even after one fails (each closes something of its own);
+        the first failure is raised at the end and kept for the runner's exit status."""
         self.started = False
         for hook in reversed(self.on_shutdown):
-            await hook()
+            try:
+                await hook()
+            except Exception as exc:
+                log.error("shutdown: %s", exc)
+                self.shutdown_error = self.shutdown_error or exc
+        if self.shutdown_error is not None:
+            raise self.shutdown_error
 
     # -- ASGI ------------------------------------------------------------------------------
 
@@ -162,7 +171,7 @@ async def serve_lifespan(app: App | DeferredApp, receive: Receive, send: Send) -
             try:
                 await app.startup()
             except BaseException as exc:
-                log.error("startup failed: %s", exc)
+                # The server reports the message (one line: ours, hypercorn's and uvicorn's).
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
             await send({"type": "lifespan.startup.complete"})

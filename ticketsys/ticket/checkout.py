@@ -112,6 +112,7 @@ class HoldCheckout:
         self._vacancy_url = vacancy_url
         self._settling: set[str] = set()  # order ids a request of this process is settling
         self._peer_checked = False
+        self.mismatch: str | None = None  # why this Ticket refuses Vacancy's store, if it does
         self._settler: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -269,12 +270,21 @@ class HoldCheckout:
         if ours is None:
             await self.orders.set_peer(theirs)
         elif ours != theirs:
-            raise StoreRefused(
+            message = (
                 f"Vacancy at {self._vacancy_url or 'VACANCY_URL'} serves stock store {theirs}, but the "
                 f"orders in this Ticket's store were sold from stock store {ours}: refusing to sell "
                 "from another sale"
             )
+            if self.mismatch is None and self._settler is not None:  # at start-up the CLI says it
+                log.error("%s", message)
+            self.mismatch = message
+            raise StoreRefused(message)
+        self.mismatch = None
         self._peer_checked = True
+
+    async def ready(self) -> bool:
+        """Not ready while Vacancy serves another sale than these orders'."""
+        return self.mismatch is None
 
     async def open(self) -> None:
         with contextlib.suppress(VacancyUnavailable):  # checked again before the first sale

@@ -86,8 +86,9 @@ class RemoteVacancyClient:
         )
 
     async def ready(self) -> bool:
+        """Vacancy answers, and serves the store this client has been selling from."""
         try:
-            await self._call("GET", "/healthz")
+            self._check_store(await self._call("GET", "/api/v1/stock"))
         except VacancyUnavailable:
             return False
         return True
