@@ -168,7 +168,7 @@ def read_hold(request: Request, max_qty: int) -> tuple[int, float | None]:
     data = json_object(request)
     qty = int_field(data, "qty", minimum=1, maximum=max_qty)
     ttl = data.get("ttl")
-    if ttl is not None and (type(ttl) not in (int, float)):
+    if "ttl" in data and type(ttl) not in (int, float):  # null is not a number either
         raise HTTPError(422, "invalid_field", "'ttl' must be a number of seconds", extra={"field": "ttl"})
     return qty, ttl
 
