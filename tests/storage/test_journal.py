@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from ticketsys.storage import journal as journal_module
 from ticketsys.storage.journal import FsyncPolicy, Journal, StoreCorrupt, StoreLocked, decode_log
 
 
@@ -145,7 +144,7 @@ def test_always_groups_concurrent_commits_into_few_fsyncs(
 
     journal = Journal(tmp_path, "s", FsyncPolicy.ALWAYS)
     journal.open()
-    monkeypatch.setattr(journal_module.os, "fsync", counting_fsync)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
 
     async def commit(n: int) -> None:
         journal.append({"n": n})
@@ -163,7 +162,7 @@ def test_everysec_and_no_do_not_wait(tmp_path: Path, monkeypatch: pytest.MonkeyP
     for policy in (FsyncPolicy.EVERYSEC, FsyncPolicy.NO):
         journal = Journal(tmp_path / policy.value, "s", policy)
         journal.open()
-        monkeypatch.setattr(journal_module.os, "fsync", lambda fd: pytest.fail("fsync on the hot path"))
+        monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("fsync on the hot path"))
         journal.append({"n": 1})
         asyncio.run(journal.durable())
         monkeypatch.undo()

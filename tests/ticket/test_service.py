@@ -33,12 +33,13 @@ def test_purchase_reserves_records_and_reports_remaining() -> None:
 
 
 def test_sold_out_takes_nothing() -> None:
-    ticket, stock = _ticket(3)
+    orders = OrderBook()
+    ticket, stock = _ticket(3, orders)
     with pytest.raises(SoldOut) as caught:
         asyncio.run(ticket.purchase(4))
     assert (caught.value.requested, caught.value.remaining) == (4, 3)
     assert stock.available == 3
-    assert len(ticket.orders) == 0
+    assert len(orders) == 0
 
 
 def test_invalid_quantity_never_reaches_vacancy() -> None:
@@ -49,13 +50,14 @@ def test_invalid_quantity_never_reaches_vacancy() -> None:
 
 
 def test_a_retried_key_gets_the_first_order_and_takes_nothing_more() -> None:
-    ticket, stock = _ticket(100)
+    orders = OrderBook()
+    ticket, stock = _ticket(100, orders)
     first = asyncio.run(ticket.purchase(5, key="abc"))
     asyncio.run(ticket.purchase(1))
     again = asyncio.run(ticket.purchase(5, key="abc"))
     assert again == first  # the first answer, remaining included
     assert stock.available == 94
-    assert len(ticket.orders) == 2
+    assert len(orders) == 2
 
 
 def test_a_key_with_another_body_is_refused() -> None:
@@ -80,7 +82,7 @@ def test_concurrent_requests_with_one_key_buy_once() -> None:
 def test_concurrent_requests_with_one_key_and_other_bodies_conflict() -> None:
     ticket, stock = _ticket(100)
 
-    async def main() -> list[Order | BaseException]:
+    async def main() -> tuple[Order | BaseException, Order | BaseException]:
         return await asyncio.gather(
             ticket.purchase(3, key="same"), ticket.purchase(4, key="same"), return_exceptions=True
         )
