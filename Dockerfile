@@ -23,8 +23,9 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /app
 
 # Dependencies alone first, from the lock only: this layer is rebuilt when uv.lock or
-# pyproject.toml change, not on every source edit. --frozen fails instead of re-resolving
-# when the lock and pyproject.toml disagree.
+# pyproject.toml change, not on every source edit. --frozen installs the lock as it is, never
+# re-resolving (tests/test_install.py keeps it current). No extras: the image serves with the
+# embedded server, which needs the runtime dependencies alone.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project

@@ -219,7 +219,7 @@ def wait_ready(
     while time.perf_counter() - start < limit:
         for p in procs:
             if p.poll() is not None:
-                raise RuntimeError(f"{p.args} exited with {p.returncode} before answering")
+                raise RuntimeError(f"{p.args!r} exited with {p.returncode} before answering")
         with contextlib.suppress(OSError, ValueError):
             if http_get(port, path, timeout=0.5)[0] == 200:
                 return time.perf_counter() - start
@@ -594,10 +594,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     s = results["setups"]
 
     def rps(name: str) -> float | None:
-        return s.get(name, {}).get("throughput", {}).get("purchase", {}).get("median_rps")
+        found: float | None = s.get(name, {}).get("throughput", {}).get("purchase", {}).get("median_rps")
+        return found
 
     def p95(name: str, rate: str) -> float | None:
-        return s.get(name, {}).get("latency", {}).get(rate, {}).get("p95_ms")
+        found: float | None = s.get(name, {}).get("latency", {}).get(rate, {}).get("p95_ms")
+        return found
 
     def mib(name: str) -> float | None:
         rss = s.get(name, {}).get("rss_kib")
@@ -622,15 +624,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     u95 = p95("microservices", "5000")
     if u95 is not None:
         row("microservices P95 at 5k req/s", "≤ 0.5 ms", f"{_f(u95)} ms", u95 <= 0.5)
-    if mib("monolith") is not None:
+    if (mono_mib := mib("monolith")) is not None:
         idle = round(sum(s["monolith"]["idle_rss_kib"].values()) / 1024, 1)
         row("monolith resident memory after load", "≤ 30 MB",
-            f"{mib('monolith')} MiB (idle {idle} MiB; {s['monolith'].get('tickets_sold', 0):,} orders held)",
-            mib("monolith") <= 30)  # fmt: skip
-    if mib("microservices") is not None:
+            f"{mono_mib} MiB (idle {idle} MiB; {s['monolith'].get('tickets_sold', 0):,} orders held)",
+            mono_mib <= 30)  # fmt: skip
+    if (micro_mib := mib("microservices")) is not None:
         idle = round(sum(s["microservices"]["idle_rss_kib"].values()) / 1024, 1)
         row("vacancy + ticket resident memory after load", "≤ 60 MB",
-            f"{mib('microservices')} MiB (idle {idle} MiB)", mib("microservices") <= 60)  # fmt: skip
+            f"{micro_mib} MiB (idle {idle} MiB)", micro_mib <= 60)  # fmt: skip
     start = results.get("startup", {}).get(".venv/bin/ticketsys monolith", {}).get("median_s")
     if start is not None:
         row("ticketsys monolith start to first answer", "≤ 0.5 s", f"{start:.3f} s", start <= 0.5)

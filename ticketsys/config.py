@@ -7,6 +7,7 @@ CLI prints it as one line and exits with status 2.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -141,6 +142,15 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _vacancy_client(raw: str) -> str:
+    value = _choice("pool", "httpx")(raw)
+    # httpx is an extra, imported only when the client is made: refuse now rather than when
+    # Ticket first opens its pool.
+    if value == "httpx" and importlib.util.find_spec("httpx") is None:
+        raise ValueError("httpx is not installed: add the [httpx] extra (bin/ticketsys install httpx)")
+    return value
+
+
 def _store(raw: str) -> str:
     value = raw.strip()
     if value in ("sqlite", "memory"):
@@ -189,7 +199,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "VACANCY_CONNECT_TIMEOUT": _seconds(0.001, 60),
     "VACANCY_TIMEOUT": _seconds(0.001, 300),
     "VACANCY_POOL_SIZE": _integer(1, 10_000),
-    "VACANCY_CLIENT": _choice("pool", "httpx"),
+    "VACANCY_CLIENT": _vacancy_client,
     "STOCK_STORE": _store,
     "DATA_DIR": _path,
     "FSYNC": _choice("always", "everysec", "no"),

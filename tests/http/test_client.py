@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -75,7 +75,7 @@ def _client(kind: str, port: int, **options: float) -> HttpClient:
     return CLIENTS[kind](ClientOptions(f"http://127.0.0.1:{port}", **options))  # type: ignore[arg-type]
 
 
-def run(test: Callable[[], Awaitable[None]]) -> None:
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(test())
 
 

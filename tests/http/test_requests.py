@@ -113,5 +113,6 @@ def test_any_qty_value_is_accepted_only_as_an_int_in_range(value: object) -> Non
     except HTTPError as error:
         assert error.status in (400, 422)
         return
-    assert type(value) in (int, float) and 1 <= value <= 100 and qty == value
+    assert type(value) in (int, float)  # not bool
+    assert isinstance(value, int | float) and 1 <= value <= 100 and qty == value
     assert not (isinstance(value, float) and math.isnan(value))

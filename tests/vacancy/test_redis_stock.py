@@ -173,11 +173,12 @@ def test_errors_say_whether_the_command_surely_never_ran(redis_url: str) -> None
         one = connect(redis_url, timeout=0.2, connect_timeout=0.2, max_connections=1)
         await one.ping()
         admin = connect(redis_url, timeout=1, connect_timeout=0.2)
-        await admin.execute_command("CLIENT", "PAUSE", 600, "ALL")  # the server stops answering
+        # The server stops answering. (redis-py leaves execute_command untyped.)
+        await admin.execute_command("CLIENT", "PAUSE", 600, "ALL")  # type: ignore[no-untyped-call]
         sent, queued = await asyncio.gather(one.get("x"), one.get("y"), return_exceptions=True)
         assert isinstance(sent, RedisError) and not never_sent(sent)  # timed out: it may run
         assert isinstance(queued, RedisError) and never_sent(queued)  # no connection to send on
-        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
         await one.aclose()
         await admin.aclose()
 
