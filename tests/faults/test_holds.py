@@ -35,9 +35,9 @@ ENV = {"INITIAL_STOCK": str(INITIAL), "PURCHASE_HOLD_TTL": str(HOLD_TTL)}
 
 def stock(vacancy: Service) -> dict[str, int]:
     status, parts = request(vacancy.url, "GET", "/api/v1/stock")
-    assert status == 200, parts
+    assert status == 200 and isinstance(parts, dict), parts
     assert parts["available"] + parts["held"] + parts["sold"] == parts["capacity"] == INITIAL, parts
-    return parts
+    return {name: int(value) for name, value in parts.items()}
 
 
 def exported(data_dir: Path) -> list[dict[str, object]]:

@@ -106,7 +106,7 @@ def test_the_heap_does_not_grow_with_the_sale(tmp_path: Path) -> None:
             gc.collect()
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
-            growth = []
+            growth: list[int] = []
             for step in (20_000, 80_000):
                 await sell(10**7 * (len(growth) + 1), step)
                 gc.collect()

@@ -36,7 +36,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
     marker = pyfuncitem.get_closest_marker("loop")
-    kind = pyfuncitem.funcargs.get("loop_kind") or (marker.args[0] if marker else "asyncio")
+    kind = str(pyfuncitem.funcargs.get("loop_kind") or (marker.args[0] if marker else "asyncio"))
     names = pyfuncitem._fixtureinfo.argnames
     run_on(kind, pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
     return True

@@ -54,10 +54,12 @@ class FlakyVacancy(LocalVacancyClient):
         return result
 
     async def hold(self, qty: int, ttl: float, key: str | None = None) -> Hold:
-        return await self._through("hold", lambda: super(FlakyVacancy, self).hold(qty, ttl, key))
+        hold: Hold = await self._through("hold", lambda: super(FlakyVacancy, self).hold(qty, ttl, key))
+        return hold
 
     async def confirm(self, hold_id: str, order_id: str) -> Hold:
-        return await self._through("confirm", lambda: super(FlakyVacancy, self).confirm(hold_id, order_id))
+        hold: Hold = await self._through("confirm", lambda: super(FlakyVacancy, self).confirm(hold_id, order_id))
+        return hold
 
 
 class CrashingOrders:
@@ -95,7 +97,7 @@ class Sale:
 
     def restart(self) -> HoldCheckout:
         """A new Ticket process on the same order store."""
-        self.checkout = HoldCheckout(self.vacancy, self.orders, TTL)  # type: ignore[arg-type]
+        self.checkout = HoldCheckout(self.vacancy, self.orders, TTL)
         self.vacancy.lose.clear()
         self.vacancy.crash.clear()
         self.orders.crash_on = self.orders.fail_on = None
@@ -209,7 +211,7 @@ async def test_a_confirm_after_the_expiry_sells_nothing(orders: OrderStore) -> N
         sale.clock.advance(TTL)  # Ticket stalls past the hold's expiry
         return await real_add(*args)
 
-    sale.orders.inner.add = slow_add  # type: ignore[method-assign]
+    sale.orders.inner.add = slow_add  # type: ignore[method-assign,assignment]
     with pytest.raises(VacancyUnavailable):
         await sale.buy(2)
     sale.orders.inner.add = real_add  # type: ignore[method-assign]
