@@ -15,56 +15,79 @@ def qty_body(maximum: int) -> dict[str, Any]:
         "type": "object",
         "required": ["qty"],
         "properties": {
-            "qty": {"type": "integer", "minimum": 1, "maximum": maximum, "description": "tickets"}
+            "qty": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": maximum,
+                "description": f"how many tickets, 1 to {maximum}",
+            }
         },
     }
 
 
+# Titled schemas are published once under components/schemas and referenced (openapi.py).
 ERROR: dict[str, Any] = {
+    "title": "Error",
+    "description": "Every error answer: a machine-readable code and a message for people.",
     "type": "object",
     "required": ["success", "error", "message"],
     "properties": {
         "success": {"const": False},
-        "error": {"type": "string", "description": "machine-readable code"},
-        "message": {"type": "string"},
-        "remaining": {"type": "integer", "minimum": 0},
-        "field": {"type": "string"},
+        "error": {"type": "string", "description": "machine-readable code, e.g. sold_out"},
+        "message": {"type": "string", "description": "what went wrong, for people"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "tickets left (sold_out)"},
+        "field": {"type": "string", "description": "the field that was refused (invalid_field)"},
     },
 }
 
 AVAILABLE: dict[str, Any] = {
+    "title": "Available",
     "type": "object",
     "required": ["available"],
-    "properties": {"available": {"type": "integer", "minimum": 0}},
+    "properties": {"available": {"type": "integer", "minimum": 0, "description": "tickets left on sale"}},
 }
 
 RESERVATION: dict[str, Any] = {
+    "title": "Reservation",
     "type": "object",
     "required": ["success", "remaining"],
-    "properties": {"success": {"type": "boolean"}, "remaining": {"type": "integer", "minimum": 0}},
+    "properties": {
+        "success": {"type": "boolean", "description": "whether the stock changed as asked"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "tickets left on sale after it"},
+    },
 }
 
 PURCHASE: dict[str, Any] = {
+    "title": "Purchase",
     "type": "object",
     "required": ["success", "remaining", "message", "qty", "order_id"],
     "properties": {
         "success": {"const": True},
-        "remaining": {"type": "integer", "minimum": 0},
-        "message": {"type": "string"},
-        "qty": {"type": "integer", "minimum": 1},
-        "order_id": {"type": "string"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "tickets left right after this sale"},
+        "message": {"type": "string", "description": '"Purchase successful!"'},
+        "qty": {"type": "integer", "minimum": 1, "description": "tickets bought"},
+        "order_id": {"type": "string", "description": "the order's id: GET /api/v1/orders/{order_id}"},
     },
 }
 
 ORDER: dict[str, Any] = {
+    "title": "Order",
     "type": "object",
     "required": ["order_id", "qty", "created_at", "remaining"],
     "properties": {
-        "order_id": {"type": "string"},
-        "qty": {"type": "integer", "minimum": 1},
-        "created_at": {"type": "string", "format": "date-time"},
+        "order_id": {"type": "string", "description": "as the purchase answered"},
+        "qty": {"type": "integer", "minimum": 1, "description": "tickets bought"},
+        "created_at": {"type": "string", "format": "date-time", "description": "when it sold (UTC)"},
         "remaining": {"type": "integer", "minimum": 0, "description": "stock left right after"},
     },
+}
+
+ORDER_ID: dict[str, Any] = {
+    "name": "order_id",
+    "in": "path",
+    "required": True,
+    "description": "The order_id a purchase answered.",
+    "schema": {"type": "string"},
 }
 
 # Keys are opaque to us; the limits keep them cheap to store and safe to log.
@@ -82,6 +105,16 @@ RESERVATION_KEY: dict[str, Any] = {
     **IDEMPOTENCY_KEY,
     "required": True,
     "description": "The Idempotency-Key of the reserve to undo.",
+}
+
+# The security scheme of Vacancy's internal and operator endpoints (Route.security names it).
+SERVICE_TOKEN = "serviceToken"
+SECURITY_SCHEMES: dict[str, Any] = {
+    SERVICE_TOKEN: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "SERVICE_TOKEN, sent as `Authorization: Bearer <token>`.",
+    }
 }
 
 

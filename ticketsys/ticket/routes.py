@@ -53,6 +53,8 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
             purchase,
             name="purchase",
             summary="Buy qty tickets",
+            description="All or nothing: 409 sold_out takes nothing. With an Idempotency-Key, a retry "
+            "(same key, same body) answers the first answer and buys nothing more.",
             request_schema=schemas.qty_body(service.max_qty),
             responses={200: schemas.PURCHASE, **_PURCHASE_ERRORS},
             parameters=(schemas.IDEMPOTENCY_KEY,),
@@ -65,6 +67,7 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
             name="order",
             summary="One order",
             responses={200: schemas.ORDER, 404: schemas.ERROR},
+            parameters=(schemas.ORDER_ID,),
             tags=("ticket",),
         ),
     ]

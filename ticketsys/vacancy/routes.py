@@ -70,7 +70,8 @@ def vacancy_routes(
     ]
     if not internal:
         return routes
-    internal_call = {"parameters": (schemas.IDEMPOTENCY_KEY,), "tags": ("vacancy",)}
+    guarded = (schemas.SERVICE_TOKEN,) if secret is not None else ()
+    internal_call = {"parameters": (schemas.IDEMPOTENCY_KEY,), "tags": ("vacancy",), "security": guarded}
     return [
         *routes,
         Route(
@@ -104,6 +105,7 @@ def vacancy_routes(
             responses={200: schemas.RESERVATION, **_QTY_ERRORS},
             parameters=(schemas.RESERVATION_KEY,),
             tags=("vacancy",),
+            security=guarded,
         ),
         Route(
             "/api/v1/restock",
@@ -114,5 +116,6 @@ def vacancy_routes(
             request_schema=schemas.qty_body(MAX_STOCK),
             responses={200: schemas.RESERVATION, 403: schemas.ERROR, **_QTY_ERRORS},
             tags=("vacancy",),
+            security=(schemas.SERVICE_TOKEN,),
         ),
     ]
