@@ -1,5 +1,6 @@
 """/docs in a real headless Chromium against a real monolith: buy through the page's form with an
-Idempotency-Key, buy again with the same key, read the order back, and check what the page shows."""
+Idempotency-Key, buy again with the same key, read the order back, and check what the page
+shows; then the same API called from a page on another origin, allowed or not by CORS_ORIGINS."""
 
 from __future__ import annotations
 
@@ -22,7 +23,15 @@ ORDER = "#op-order_get"
 @pytest.fixture(scope="module")
 def monolith(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Service]:
     chromium_or_skip()
-    service = services.start("monolith", tmp_path_factory.mktemp("docs-browser"))
+    port = services.free_port()
+    # The page is opened at http://localhost:PORT in the CORS test and calls 127.0.0.1:PORT:
+    # two origins for the browser, one server.
+    service = services.start(
+        "monolith",
+        tmp_path_factory.mktemp("docs-browser"),
+        port=port,
+        env={"CORS_ORIGINS": f"http://localhost:{port}"},
+    )
     with services.running(service):
         yield service
         assert service.stop() == 0
@@ -127,3 +136,38 @@ def test_the_page_shows_errors_and_readable_schemas(page: Page, monolith: servic
         f"[...document.querySelector('{PURCHASE} .body').children].map(c => c.tagName + '.' + c.className)"
     )
     assert order.index("BUTTON.send") < order.index("H4.")
+
+
+def _fetch_from_page(page: Page, url: str, key: str) -> Any:
+    return page.evaluate(
+        f"""fetch({json.dumps(url)}, {{method: "POST", body: '{{"qty": 1}}',
+              headers: {{"Content-Type": "application/json", "Idempotency-Key": {json.dumps(key)}}}}})
+            .then(async (r) => ({{status: r.status, body: await r.json()}}),
+                  (e) => ({{failed: String(e)}}))"""
+    )
+
+
+def test_a_page_on_a_listed_origin_may_call_the_api(page: Page, monolith: services.Service) -> None:
+    listed = f"http://localhost:{monolith.port}"
+    _open_docs(page, listed)
+    answer = _fetch_from_page(page, f"{monolith.url}/api/v1/purchase", "cors-listed-1")
+    assert answer["status"] == 200 and answer["body"]["success"] is True
+    # The browser asked first (the preflight) because of the JSON body and the key.
+    preflights = [
+        e["params"]
+        for e in page.events
+        if e.get("method") == "Network.responseReceived" and e["params"]["type"] == "Preflight"
+    ]
+    assert preflights and preflights[0]["response"]["status"] == 204
+
+
+def test_a_page_on_an_unlisted_origin_cannot_read_the_api(page: Page, monolith: services.Service) -> None:
+    # The page comes from 127.0.0.1, which CORS_ORIGINS does not list, and calls the same
+    # server named localhost: another origin.
+    _open_docs(page, monolith.url)
+    other = f"http://localhost:{monolith.port}/api/v1/purchase"
+    before = orjson.loads(services.get(monolith.url, "/api/v1/available")[1])["available"]
+    answer = _fetch_from_page(page, other, "cors-unlisted-1")
+    assert "failed" in answer and "Failed to fetch" in answer["failed"]
+    # Refused at the preflight: the purchase itself was never sent.
+    assert orjson.loads(services.get(monolith.url, "/api/v1/available")[1])["available"] == before

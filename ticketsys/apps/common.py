@@ -12,6 +12,7 @@ from ticketsys.config import Settings
 from ticketsys.domain import schemas
 from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
+from ticketsys.http.cors import CorsPolicy
 from ticketsys.http.openapi import docs_page, openapi_document
 from ticketsys.http.requests import Request
 from ticketsys.http.responses import Response, json_response
@@ -125,5 +126,6 @@ def assemble(
         max_body_bytes=settings.max_body_bytes,
         title=title,
         version=__version__,
+        cors=CorsPolicy(settings.cors_origins) if settings.cors_origins else None,
     )
     return app

@@ -119,6 +119,11 @@ class Router:
             return RouteMatch(Match.METHOD_NOT_ALLOWED, allow=allow)
         return self._match_templated(method, path)
 
+    def allowed(self, path: str) -> tuple[str, ...]:
+        """The methods some route serves at ``path`` (what a 405's ``Allow`` would list)."""
+        found = self.match("", path)
+        return found.allow if found.outcome is Match.METHOD_NOT_ALLOWED else ()
+
     def _match_templated(self, method: str, path: str) -> RouteMatch:
         allowed: set[str] = set()
         for pattern, r in self._templated:
