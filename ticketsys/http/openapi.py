@@ -73,7 +73,7 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         for status, schema in sorted(route.responses.items())
     } or {"200": {"description": "OK"}}
     if route.security:
-        operation["security"] = [{name: []} for name in route.security]
+        operation["security"] = [{name: [] for name in route.security}]  # all of them, together
     return operation
 
 
