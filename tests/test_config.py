@@ -108,3 +108,34 @@ def test_stock_store_accepts_redis_urls() -> None:
     for bad in ("redis://", "redis://h/x", "sqlite"):
         with pytest.raises(ConfigError, match="STOCK_STORE"):
             _load({"STOCK_STORE": bad})
+
+
+def test_cors_origins_are_off_by_default_and_normalised_as_browsers_send_them() -> None:
+    assert _load({}).cors_origins == ()
+    settings = _load({"CORS_ORIGINS": " HTTPS://Shop.Example:443/ , http://localhost:5173,http://[::1]:8080"})
+    assert settings.cors_origins == ("https://shop.example", "http://localhost:5173", "http://[::1]:8080")
+    assert _load({"CORS_ORIGINS": "*"}).cors_origins == ("*",)
+    assert _load({"CORS_ORIGINS": "http://a.example:80,http://a.example"}).cors_origins == (
+        "http://a.example",
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "shop.example",
+        "https://shop.example/app",
+        "https://shop.example?x=1",
+        "https://user@shop.example",
+        "https://*.shop.example",
+        "https://shop.example:99999",
+        "*, https://shop.example",
+        "null",
+        "https://",
+    ],
+)
+def test_a_bad_cors_origin_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _load({"CORS_ORIGINS": value})
+    assert caught.value.variable == "CORS_ORIGINS"
+    assert "\n" not in str(caught.value)

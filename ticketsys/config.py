@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -58,6 +59,7 @@ class Settings:
     keepalive_timeout: float = 5.0
     request_timeout: float = 10.0
     log_level: str = "info"
+    cors_origins: tuple[str, ...] = ()
 
     def port_for(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
@@ -183,6 +185,40 @@ def _token(raw: str) -> str:
     return token
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_NAME = re.compile(r"[a-z0-9._~-]+")  # lower-cased by urlsplit; IDNs in punycode
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated origins, as a browser's ``Origin`` header spells them, or ``*``."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if items == ["*"]:
+        return ("*",)
+    if "*" in items:
+        raise ValueError("'*' allows every origin: list no other with it")
+    return tuple(dict.fromkeys(_origin(item) for item in items))
+
+
+def _origin(raw: str) -> str:
+    parts = urlsplit(raw.removesuffix("/"))
+    wrong = f"{raw!r} is not an origin: scheme://host[:port], e.g. https://shop.example"
+    if not parts.scheme or not parts.hostname or parts.username is not None or parts.password is not None:
+        raise ValueError(wrong)
+    if parts.path or parts.query or parts.fragment or "://" not in raw:
+        raise ValueError(wrong)
+    if ":" not in parts.hostname and not _HOST_NAME.fullmatch(parts.hostname):
+        raise ValueError(f"{raw!r}: a host name is letters, digits, '.', '-' (no wildcards)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{raw!r} has an invalid port") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    # Browsers leave a scheme's default port out of Origin: so must the comparison.
+    if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
 _PORT = _integer(1, 65535)
 
 # Environment variable -> (Settings field, parser). The variable is the field's name upper-cased.
@@ -213,6 +249,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),
     "REQUEST_TIMEOUT": _seconds(0.1, 3600),
     "LOG_LEVEL": _choice("debug", "info", "warning", "error"),
+    "CORS_ORIGINS": _origins,
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

@@ -9,8 +9,10 @@ import orjson
 from ticketsys import __version__
 from ticketsys.apps.errors import ERRORS
 from ticketsys.config import Settings
+from ticketsys.domain import schemas
 from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
+from ticketsys.http.cors import CorsPolicy
 from ticketsys.http.openapi import docs_page, openapi_document
 from ticketsys.http.requests import Request
 from ticketsys.http.responses import Response, json_response
@@ -47,6 +49,18 @@ def all_ready(*checks: Readiness) -> Readiness:
     return ready
 
 
+_ABOUT = {
+    "monolith": "Sells tickets from one stock, Vacancy and Ticket in one process.",
+    "vacancy": "Owns the stock of tickets: Ticket reserves and releases through it.",
+    "ticket": "Sells tickets, reserving each sale's stock from Vacancy over HTTP.",
+}
+_CONVENTIONS = (
+    'Bodies are JSON. Every error is `{"success": false, "error": CODE, "message": ...}` with a '
+    "fitting status (the Error schema). Send an `Idempotency-Key` header to make a retry safe: the "
+    "same key and body answer the first answer and take nothing more."
+)
+
+
 def _infra(path: str, endpoint: Callable[[Request], Awaitable[Response]], summary: str) -> Route:
     return Route(
         path, frozenset({"GET"}), endpoint, name=endpoint.__name__, summary=summary, include_in_schema=False
@@ -69,7 +83,14 @@ def assemble(
         {"service": service, "mode": mode, "deployment_mode": mode, "version": __version__}
     )
     healthy = json_response({"status": "ok"})
-    openapi = Response(200, orjson.dumps(openapi_document(api, title=title, version=__version__)))
+    document = openapi_document(
+        api,
+        title=title,
+        version=__version__,
+        description=f"{_ABOUT[service]} {_CONVENTIONS}",
+        security_schemes=schemas.SECURITY_SCHEMES,
+    )
+    openapi = Response(200, orjson.dumps(document))
     docs = Response(200, docs_page(), b"text/html; charset=utf-8")
 
     async def root(request: Request) -> Response:
@@ -105,5 +126,6 @@ def assemble(
         max_body_bytes=settings.max_body_bytes,
         title=title,
         version=__version__,
+        cors=CorsPolicy(settings.cors_origins) if settings.cors_origins else None,
     )
     return app

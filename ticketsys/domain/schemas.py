@@ -16,39 +16,61 @@ def qty_body(maximum: int) -> dict[str, Any]:
         "type": "object",
         "required": ["qty"],
         "properties": {
-            "qty": {"type": "integer", "minimum": 1, "maximum": maximum, "description": "tickets"}
+            "qty": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": maximum,
+                "description": f"how many tickets, 1 to {maximum}",
+            }
         },
     }
 
 
+# Titled schemas are published once under components/schemas and referenced (openapi.py).
 ERROR: dict[str, Any] = {
+    "title": "Error",
+    "description": "Every error answer: a machine-readable code and a message for people.",
     "type": "object",
     "required": ["success", "error", "message"],
     "properties": {
         "success": {"const": False},
-        "error": {"type": "string", "description": "machine-readable code"},
-        "message": {"type": "string"},
-        "remaining": {"type": "integer", "minimum": 0},
-        "field": {"type": "string"},
+        "error": {"type": "string", "description": "machine-readable code, e.g. sold_out"},
+        "message": {"type": "string", "description": "what went wrong, for people"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "tickets left (sold_out)"},
+        "field": {"type": "string", "description": "the field that was refused (invalid_field)"},
     },
 }
 
 AVAILABLE: dict[str, Any] = {
+    "title": "Available",
     "type": "object",
     "required": ["available"],
-    "properties": {"available": {"type": "integer", "minimum": 0}},
+    "properties": {"available": {"type": "integer", "minimum": 0, "description": "tickets left on sale"}},
 }
 
-_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
 _ID = {"type": "string", "pattern": "^[0-9a-f]{16,64}$"}
-_STATES = ["held", "confirmed", "released", "expired"]
+_HOLD_ID = {**_ID, "description": "unguessable: whoever holds it may confirm or release the hold"}
+_EXPIRES = {
+    "type": "string",
+    "format": "date-time",
+    "description": "RFC 3339, UTC: the hold ends by itself then, unless confirmed or released",
+}
+_QTY = {"type": "integer", "minimum": 1, "description": "tickets"}
+_STATE = {
+    "enum": ["held", "confirmed", "released", "expired"],
+    "description": "held until confirmed (sold), released, or past expires_at (expired)",
+}
 
 STOCK: dict[str, Any] = {
+    "title": "Stock",
     "type": "object",
     "required": ["available", "held", "sold", "capacity"],
-    "description": "available + held + sold == capacity",
+    "description": "The stock's parts: available + held + sold == capacity, always",
     "properties": {
-        name: {"type": "integer", "minimum": 0} for name in ("available", "held", "sold", "capacity")
+        "available": {"type": "integer", "minimum": 0, "description": "on sale now"},
+        "held": {"type": "integer", "minimum": 0, "description": "in holds that have not ended"},
+        "sold": {"type": "integer", "minimum": 0, "description": "sold (orders, confirmed holds)"},
+        "capacity": {"type": "integer", "minimum": 0, "description": "every ticket of the sale"},
     },
 }
 
@@ -66,48 +88,56 @@ def hold_body(maximum: int, max_ttl: float) -> dict[str, Any]:
 
 
 HOLD_CREATED: dict[str, Any] = {
+    "title": "HoldCreated",
     "type": "object",
     "required": ["hold_id", "qty", "expires_at", "remaining"],
     "properties": {
-        "hold_id": _ID,
-        "qty": {"type": "integer", "minimum": 1},
-        "expires_at": _TIME,
-        "remaining": {"type": "integer", "minimum": 0, "description": "available right after"},
+        "hold_id": _HOLD_ID,
+        "qty": _QTY,
+        "expires_at": _EXPIRES,
+        "remaining": {"type": "integer", "minimum": 0, "description": "available right after the hold"},
     },
 }
 
 HOLD: dict[str, Any] = {
+    "title": "Hold",
     "type": "object",
     "required": ["hold_id", "qty", "expires_at", "state"],
     "properties": {
-        "hold_id": _ID,
-        "qty": {"type": "integer", "minimum": 1},
-        "expires_at": _TIME,
-        "state": {"enum": _STATES},
+        "hold_id": _HOLD_ID,
+        "qty": _QTY,
+        "expires_at": _EXPIRES,
+        "state": _STATE,
         "order_id": {**_ID, "description": "the order a confirmed hold was sold to"},
     },
 }
 
 VACANCY_HOLD: dict[str, Any] = {
+    "title": "VacancyHold",
     "type": "object",
     "required": ["hold_id", "qty", "expires_at", "state", "remaining"],
     "properties": {
         **HOLD["properties"],
-        "remaining": {"type": "integer", "minimum": 0},
-        "store_id": {"type": "string"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "available right after the hold"},
+        "store_id": {"type": "string", "description": "the stock store's identity (made when it was created)"},
     },
 }
 
 CONFIRM_BODY: dict[str, Any] = {
+    "title": "Confirm",
     "type": "object",
     "required": ["order_id"],
     "properties": {"order_id": {**_ID, "description": "the order the tickets are sold to"}},
 }
 
 RELEASED: dict[str, Any] = {
+    "title": "Released",
     "type": "object",
     "required": ["success", "remaining"],
-    "properties": {"success": {"const": True}, "remaining": {"type": "integer", "minimum": 0}},
+    "properties": {
+        "success": {"const": True, "description": "the hold is not held (any more)"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "tickets on sale after it"},
+    },
 }
 
 HOLD_ID: dict[str, Any] = {
@@ -119,32 +149,46 @@ HOLD_ID: dict[str, Any] = {
 }
 
 RESERVATION: dict[str, Any] = {
+    "title": "Reservation",
     "type": "object",
     "required": ["success", "remaining"],
-    "properties": {"success": {"type": "boolean"}, "remaining": {"type": "integer", "minimum": 0}},
+    "properties": {
+        "success": {"type": "boolean", "description": "whether the stock changed as asked"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "tickets left on sale after it"},
+    },
 }
 
 PURCHASE: dict[str, Any] = {
+    "title": "Purchase",
     "type": "object",
     "required": ["success", "remaining", "message", "qty", "order_id"],
     "properties": {
         "success": {"const": True},
-        "remaining": {"type": "integer", "minimum": 0},
-        "message": {"type": "string"},
-        "qty": {"type": "integer", "minimum": 1},
-        "order_id": {"type": "string"},
+        "remaining": {"type": "integer", "minimum": 0, "description": "tickets left right after this sale"},
+        "message": {"type": "string", "description": '"Purchase successful!"'},
+        "qty": {"type": "integer", "minimum": 1, "description": "tickets bought"},
+        "order_id": {"type": "string", "description": "the order's id: GET /api/v1/orders/{order_id}"},
     },
 }
 
 ORDER: dict[str, Any] = {
+    "title": "Order",
     "type": "object",
     "required": ["order_id", "qty", "created_at", "remaining"],
     "properties": {
-        "order_id": {"type": "string"},
-        "qty": {"type": "integer", "minimum": 1},
-        "created_at": {"type": "string", "format": "date-time"},
+        "order_id": {"type": "string", "description": "as the purchase answered"},
+        "qty": {"type": "integer", "minimum": 1, "description": "tickets bought"},
+        "created_at": {"type": "string", "format": "date-time", "description": "when it sold (UTC)"},
         "remaining": {"type": "integer", "minimum": 0, "description": "stock left right after"},
     },
+}
+
+ORDER_ID: dict[str, Any] = {
+    "name": "order_id",
+    "in": "path",
+    "required": True,
+    "description": "The order_id a purchase answered.",
+    "schema": {"type": "string"},
 }
 
 # Keys are opaque to us; the limits keep them cheap to store and safe to log.
@@ -156,6 +200,16 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "required": False,
     "description": "Repeat a request with the same key to get its first answer; nothing is taken twice.",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
+}
+
+# The security scheme of Vacancy's internal and operator endpoints (Route.security names it).
+SERVICE_TOKEN = "serviceToken"
+SECURITY_SCHEMES: dict[str, Any] = {
+    SERVICE_TOKEN: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "SERVICE_TOKEN, sent as `Authorization: Bearer <token>`.",
+    }
 }
 
 

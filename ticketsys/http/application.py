@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from ticketsys.http.cors import CorsPolicy, with_cors
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.requests import Request
 from ticketsys.http.responses import Response, error_response
@@ -49,6 +50,7 @@ class App:
         max_body_bytes: int = DEFAULT_MAX_BODY,
         title: str = "ticketsys",
         version: str = "0",
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.router = Router(routes)
         self.errors = dict(errors or {})
@@ -60,6 +62,8 @@ class App:
         self.started = False
         self.startup_error: BaseException | None = None
         self.shutdown_error: BaseException | None = None
+        if cors is not None:  # both dispatch paths go through handle; without CORS it stays as is
+            self.handle = with_cors(self.handle, self.router, cors)  # type: ignore[method-assign,assignment]
 
     # -- the request cycle, without ASGI ---------------------------------------------------
 

@@ -28,18 +28,21 @@ PATH_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint. The ``summary``/schemas feed ``/openapi.json``; ``include_in_schema``
-    keeps infrastructure routes (docs, health) out of the public API description."""
+    """One endpoint. ``summary``, ``description``, the schemas, ``parameters`` and ``security``
+    (names of the document's security schemes the route requires) feed ``/openapi.json``;
+    ``include_in_schema`` keeps infrastructure routes (docs, health) out of it."""
 
     path: str
     methods: frozenset[str]
     endpoint: Endpoint
     name: str = ""
     summary: str = ""
+    description: str = ""
     request_schema: Mapping[str, Any] | None = None
     responses: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     parameters: tuple[Mapping[str, Any], ...] = ()  # OpenAPI parameter objects (headers, ...)
+    security: tuple[str, ...] = ()
     include_in_schema: bool = True
 
     def __post_init__(self) -> None:
@@ -115,6 +118,11 @@ class Router:
         if allow is not None:
             return RouteMatch(Match.METHOD_NOT_ALLOWED, allow=allow)
         return self._match_templated(method, path)
+
+    def allowed(self, path: str) -> tuple[str, ...]:
+        """The methods some route serves at ``path`` (what a 405's ``Allow`` would list)."""
+        found = self.match("", path)
+        return found.allow if found.outcome is Match.METHOD_NOT_ALLOWED else ()
 
     def _match_templated(self, method: str, path: str) -> RouteMatch:
         allowed: set[str] = set()

@@ -85,6 +85,8 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
             purchase,
             name="purchase",
             summary="Buy qty tickets",
+            description="All or nothing: 409 sold_out takes nothing. With an Idempotency-Key, a retry "
+            "(same key, same body) answers the first answer and buys nothing more.",
             request_schema=schemas.qty_body(service.max_qty),
             responses={200: schemas.PURCHASE, **_BODY_ERRORS},
             parameters=(schemas.IDEMPOTENCY_KEY,),
@@ -97,6 +99,7 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
             name="order",
             summary="One order",
             responses={200: schemas.ORDER, 404: schemas.ERROR, 503: schemas.ERROR},
+            parameters=(schemas.ORDER_ID,),
             tags=("ticket",),
         ),
         Route(

@@ -98,7 +98,9 @@ def vacancy_routes(
     ]
     if not internal:
         return routes
-    hold_path: dict[str, Any] = {"parameters": (schemas.HOLD_ID,), "tags": ("vacancy",)}
+    guarded = (schemas.SERVICE_TOKEN,) if secret is not None else ()
+    internal_call: dict[str, Any] = {"tags": ("vacancy",), "security": guarded}
+    hold_path: dict[str, Any] = {"parameters": (schemas.HOLD_ID,), **internal_call}
     return [
         *routes,
         Route(
@@ -119,7 +121,7 @@ def vacancy_routes(
             request_schema=schemas.hold_body(service.max_qty, service.holds.max_ttl),
             responses={201: schemas.VACANCY_HOLD, 409: schemas.ERROR, **_BODY_ERRORS},
             parameters=(schemas.IDEMPOTENCY_KEY,),
-            tags=("vacancy",),
+            **internal_call,
         ),
         Route(
             "/api/v1/holds/{hold_id}",
@@ -157,17 +159,17 @@ def vacancy_routes(
             summary="Sell qty tickets outside any order, all or nothing (internal: operators)",
             request_schema=schemas.qty_body(service.max_qty),
             responses={200: schemas.RESERVATION, **_BODY_ERRORS},
-            tags=("vacancy",),
+            **internal_call,
         ),
         Route(
             "/api/v1/release",
             frozenset({"POST"}),
             release,
             name="release",
-            summary="Put qty sold tickets back on sale (internal: operators)",
+            summary="Put qty tickets sold outside holds back on sale (internal: operators)",
             request_schema=schemas.qty_body(MAX_STOCK),
             responses={200: schemas.RESERVATION, 409: schemas.ERROR, **_BODY_ERRORS},
-            tags=("vacancy",),
+            **internal_call,
         ),
         Route(
             "/api/v1/restock",
@@ -178,5 +180,6 @@ def vacancy_routes(
             request_schema=schemas.qty_body(MAX_STOCK),
             responses={200: schemas.RESERVATION, 403: schemas.ERROR, **_BODY_ERRORS},
             tags=("vacancy",),
+            security=(schemas.SERVICE_TOKEN,),
         ),
     ]
