@@ -149,8 +149,10 @@ def test_the_service_token_is_documented_where_it_is_required() -> None:
     guarded = _openapi(APPS["vacancy-with-token"]())
     scheme = guarded["components"]["securitySchemes"]["serviceToken"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    for path in ("/api/v1/reserve", "/api/v1/release", "/api/v1/cancel", "/api/v1/restock"):
+    for path in ("/api/v1/reserve", "/api/v1/release", "/api/v1/restock", "/api/v1/holds"):
         assert guarded["paths"][path]["post"]["security"] == [{"serviceToken": []}]
+    for method in ("get", "delete"):
+        assert guarded["paths"]["/api/v1/holds/{hold_id}"][method]["security"] == [{"serviceToken": []}]
     # Without SERVICE_TOKEN only restock needs one (and answers 403 until it is set).
     assert "security" not in open_vacancy["paths"]["/api/v1/reserve"]["post"]
     assert open_vacancy["paths"]["/api/v1/restock"]["post"]["security"] == [{"serviceToken": []}]

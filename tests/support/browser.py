@@ -180,7 +180,7 @@ def chromium_page() -> Iterator[Page]:
         try:
             url = _devtools_url(process, log, reader)
             with connect(url, max_size=None, open_timeout=START_TIMEOUT) as ws:
-                ids, events = itertools.count(1_000_000), []
+                ids, events = itertools.count(1_000_000), list[dict[str, Any]]()
                 target = _command(ws, ids, events, "Target.createTarget", {"url": "about:blank"})
                 attached = _command(
                     ws,

@@ -54,11 +54,14 @@ class FlakyVacancy(LocalVacancyClient):
         return result
 
     async def hold(self, qty: int, ttl: float, key: str | None = None) -> Hold:
-        hold: Hold = await self._through("hold", lambda: super(FlakyVacancy, self).hold(qty, ttl, key))
+        make = super().hold
+        hold: Hold = await self._through("hold", lambda: make(qty, ttl, key))
         return hold
 
     async def confirm(self, hold_id: str, order_id: str) -> Hold:
-        hold: Hold = await self._through("confirm", lambda: super(FlakyVacancy, self).confirm(hold_id, order_id))
+        hold: Hold = await self._through(
+            "confirm", lambda: super(FlakyVacancy, self).confirm(hold_id, order_id)
+        )
         return hold
 
 

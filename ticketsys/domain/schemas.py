@@ -119,7 +119,10 @@ VACANCY_HOLD: dict[str, Any] = {
     "properties": {
         **HOLD["properties"],
         "remaining": {"type": "integer", "minimum": 0, "description": "available right after the hold"},
-        "store_id": {"type": "string", "description": "the stock store's identity (made when it was created)"},
+        "store_id": {
+            "type": "string",
+            "description": "the stock store's identity (made when it was created)",
+        },
     },
 }
 
