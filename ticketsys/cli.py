@@ -16,9 +16,7 @@ from pathlib import Path
 from ticketsys import __version__
 from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
 from ticketsys.http.application import App
-from ticketsys.http.lifespan import LifespanError
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.runner import Server
+from ticketsys.http.server import LifespanError, Server, ServerLimits
 
 log = logging.getLogger("ticketsys")
 

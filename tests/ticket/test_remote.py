@@ -12,8 +12,7 @@ from ticketsys.config import Settings
 from ticketsys.domain.errors import InvalidQuantity, VacancyUnavailable
 from ticketsys.domain.models import Reservation
 from ticketsys.http.client import CLIENTS, ClientOptions
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.runner import Server
+from ticketsys.http.server import Server, ServerLimits
 from ticketsys.ticket.clients import RemoteVacancyClient
 
 KINDS = [pytest.param(kind, id=kind) for kind in CLIENTS]

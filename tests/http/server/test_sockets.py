@@ -18,7 +18,7 @@ import orjson
 import pytest
 import uvloop
 
-from tests.http.test_server import (
+from tests.http.server.raw import (
     GARBAGE,
     GET_HELLO,
     GET_HELLO_CLOSE,
@@ -31,11 +31,11 @@ from tests.http.test_server import (
 )
 from ticketsys.config import Settings
 from ticketsys.http.application import App
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.models import Request, Response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
-from ticketsys.http.runner import Server
+from ticketsys.http.server import Server, ServerLimits
+from ticketsys.http.server.connection import Phase
 
 Runner = Callable[[Awaitable[None]], None]
 
@@ -164,7 +164,7 @@ async def _saw_eof(server: Server) -> None:
     """Until the server's one connection has seen its client shut the sending side. (It stays
     open while a request is still being answered: the client may only have half-closed.)"""
     (connection,) = server.state.connections
-    while not connection._last_request:
+    while connection.state.phase is not Phase.CLOSING:
         await asyncio.sleep(0)
 
 

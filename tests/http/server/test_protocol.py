@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Coroutine
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketsys.http.application import App, Receive, Scope, Send
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from tests.http.server.raw import (
+    GARBAGE,
+    GET_HELLO,
+    GET_HELLO_CLOSE,
+    GET_MISSING,
+    HEAD_HELLO,
+    POST_ECHO,
+    POST_ECHO_CHUNKED,
+    Reply,
+    assert_json_error,
+    parse_replies,
+)
+from ticketsys.http.application import App
+from ticketsys.http.models import Receive, Request, Response, Scope, Send
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
-from ticketsys.http.server import HttpConnection, ServerState
+from ticketsys.http.server import ServerLimits
+from ticketsys.http.server.protocol import HttpConnection
+from ticketsys.http.server.state import ServerState
 
 # Small limits keep the oversize cases small; the defaults are exercised over sockets.
 LIMITS = ServerLimits(
@@ -35,24 +46,15 @@ LIMITS = ServerLimits(
     max_pipelined=4,
 )
 
-GET_HELLO = b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n"
-GET_HELLO_CLOSE = b"GET /hello HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
 GET_HELLO_10 = b"GET /hello HTTP/1.0\r\n\r\n"
 GET_HELLO_10_KEEP_ALIVE = b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-HEAD_HELLO = b"HEAD /hello HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_ABSOLUTE = b"GET http://test/hello?x=1 HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_BAD_TARGET = b"GET http:// HTTP/1.1\r\nHost: test\r\n\r\n"
-GET_MISSING = b"GET /nope HTTP/1.1\r\nHost: test\r\n\r\n"
 DELETE_HELLO = b"DELETE /hello HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_CRASH = b"GET /crash HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_GATE_A = b"GET /gate/a HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_GATE_B = b"GET /gate/b HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_HEADERS = b"GET /headers HTTP/1.1\r\nHost: test\r\nX-One: 1\r\n\r\n"
-POST_ECHO = b'POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n{"qty": 5}'
-POST_ECHO_CHUNKED = (
-    b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b'4\r\n{"qt\r\n6\r\ny": 5}\r\n0\r\n\r\n'
-)
 POST_ECHO_TRAILER = (
     b"POST /headers HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"2\r\nhi\r\n0\r\nX-Trailer: sneaky\r\n\r\n"
@@ -77,7 +79,6 @@ TWO_HOSTS = b"GET /hello HTTP/1.1\r\nHost: test\r\nHost: evil\r\n\r\n"
 TE_IN_HTTP10 = (
     b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
 )
-GARBAGE = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n"
 SMUGGLED = GET_MISSING  # what a smuggling attempt hides after its first request
 
 CL_AND_TE = (
@@ -163,56 +164,6 @@ class FakeTransport:
     def _lose(self, exc: Exception | None) -> None:
         self.protocol.connection_lost(exc)
         self.lost.set()
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[bytes, bytes]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-    @property
-    def closes(self) -> bool:
-        return self.headers.get(b"connection") == b"close"
-
-
-def parse_replies(data: bytes, heads: Collection[int] = ()) -> list[Reply]:
-    """Split what the server wrote into responses. ``heads``: indices (among final, non-1xx
-    responses) that answer HEAD requests, so carry no body whatever their length says."""
-    assert b"Traceback" not in data and b"secret" not in data, data
-    replies: list[Reply] = []
-    final = 0
-    rest = bytes(data)
-    while rest:
-        block, sep, rest = rest.partition(b"\r\n\r\n")
-        assert sep, f"incomplete response head: {block!r}"
-        status_line, *lines = block.split(b"\r\n")
-        version, status, _ = status_line.split(b" ", 2)
-        assert version == b"HTTP/1.1", status_line
-        headers: dict[bytes, bytes] = {}
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            assert colon and name == name.strip() and name.lower() not in headers, line
-            headers[name.lower()] = value.strip()
-        code = int(status)
-        length = 0 if code < 200 or final in heads else int(headers[b"content-length"])
-        assert len(rest) >= length, f"short body: {rest!r}"
-        replies.append(Reply(code, headers, rest[:length]))
-        rest = rest[length:]
-        final += code >= 200
-    return replies
-
-
-def assert_json_error(reply: Reply, status: int) -> None:
-    assert reply.status == status
-    assert reply.headers[b"content-type"] == b"application/json"
-    payload = reply.json()
-    assert payload["success"] is False
-    assert isinstance(payload["error"], str) and payload["error"]
-    assert isinstance(payload["message"], str) and payload["message"]
 
 
 class Gates:
@@ -796,7 +747,7 @@ def test_idle_timer_waits_for_a_slow_handler() -> None:
         peer.send(GET_GATE_A)
         await peer.gates.entered_("a")
         await peer.tick(LIMITS.keepalive_timeout * 3)  # no timer runs while we are busy
-        assert not peer.conn.deadline_pending and not peer.closed
+        assert not peer.conn.deadline.pending and not peer.closed
         peer.gates.release("a")
         await peer.settle()
         assert [r.status for r in peer.take()] == [200]
@@ -1010,7 +961,7 @@ def test_client_gone_mid_request_is_cleaned_up() -> None:
         await peer.settle()
         assert seen == ["http.request", "http.disconnect"]  # the second request never ran
         assert peer.transport.data == b""  # the late answer was dropped, without an error
-        assert peer.conn._timer is None and not peer.conn.deadline_pending
+        assert not peer.conn.deadline.armed and not peer.conn.deadline.pending
         assert peer.conn not in peer.state.connections
         assert peer.state.all_closed.is_set()
 
@@ -1073,7 +1024,7 @@ def test_connection_made_during_shutdown_is_closed() -> None:
 def test_repr_shows_state() -> None:
     async def main() -> None:
         peer = Peer()
-        expected = "<HttpConnection client=('127.0.0.1', 50000) queued=0 busy=False closed=False>"
+        expected = "<HttpConnection client=('127.0.0.1', 50000) idle queued=0 busy=False>"
         assert repr(peer.conn) == expected
 
     run(main)
