@@ -130,12 +130,13 @@ class FakeTransport:
         self.protocol = protocol
         self.data = bytearray()
         self.closing = False
+        self.eof = False  # our sending side is shut (a lingering close)
         self.reading = True
         self.lost = asyncio.Event()
         self.wrote = asyncio.Event()
 
     def write(self, data: bytes) -> None:
-        assert not self.closing, "write after close"
+        assert not self.closing and not self.eof, "write after close"
         self.data += data
         self.wrote.set()
 
@@ -146,6 +147,13 @@ class FakeTransport:
 
     def abort(self) -> None:
         self.close()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        assert not self.closing, "write_eof after close"
+        self.eof = True
 
     def is_closing(self) -> bool:
         return self.closing
@@ -241,6 +249,12 @@ class Peer:
     def send(self, data: bytes) -> None:
         self.conn.data_received(data)
 
+    def send_eof(self) -> None:
+        """The client shuts its sending side; as a real transport does, close unless the
+        protocol asks to keep the connection half-open."""
+        if not self.conn.eof_received():
+            self.transport.close()
+
     async def settle(self) -> None:
         """Run until the connection has answered all it can (a handler held at a closed gate
         would make this wait forever: tests wait on ``gates.entered_`` instead)."""
@@ -276,6 +290,11 @@ class Peer:
     @property
     def closed(self) -> bool:
         return self.transport.closing
+
+    @property
+    def lingering(self) -> bool:
+        """The server said its last, shut its sending side, and discards what still comes."""
+        return self.transport.eof and not self.transport.closing
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -339,7 +358,7 @@ def test_nothing_after_connection_close_is_answered() -> None:
         replies = await peer.exchange(GET_HELLO_CLOSE + POST_ECHO + GARBAGE)
         assert [r.status for r in replies] == [200]
         assert peer.calls == ["hello"]  # the pipelined POST never reached the app
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 
@@ -467,7 +486,7 @@ def test_smuggling_attempts_get_400_and_close(request_bytes: bytes) -> None:
         peer = Peer()
         [reply] = await peer.exchange(request_bytes)
         assert_json_error(reply, 400)
-        assert reply.closes and peer.closed
+        assert reply.closes and peer.lingering
         assert peer.calls == []  # neither the request nor what it hid reached the app
 
     run(main)
@@ -490,7 +509,7 @@ def test_invalid_content_length_is_400(value: bytes) -> None:
         peer = Peer()
         [reply] = await peer.exchange(_post_with_length(value))
         assert_json_error(reply, 400)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -510,7 +529,7 @@ def test_transfer_codings_other_than_chunked_are_refused(coding: bytes, status: 
         peer = Peer()
         [reply] = await peer.exchange(_post_with_coding(coding))
         assert_json_error(reply, status)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -523,7 +542,7 @@ def test_http11_needs_exactly_one_host(request_bytes: bytes) -> None:
         peer = Peer()
         [reply] = await peer.exchange(request_bytes)
         assert_json_error(reply, 400)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -570,7 +589,7 @@ def test_target_the_url_parser_rejects_is_400_not_500() -> None:
         peer = Peer()
         [reply] = await peer.exchange(GET_BAD_TARGET)
         assert_json_error(reply, 400)
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 
@@ -602,7 +621,7 @@ def test_oversized_heads_are_refused(request_bytes: bytes, status: int, code: st
         [reply] = await peer.exchange(request_bytes)
         assert_json_error(reply, status)
         assert reply.json()["error"] == code
-        assert reply.closes and peer.closed and peer.calls == []
+        assert reply.closes and peer.lingering and peer.calls == []
 
     run(main)
 
@@ -620,7 +639,7 @@ def test_an_endless_header_line_is_cut_off() -> None:
         [reply] = peer.take()
         assert_json_error(reply, 431)
         assert sent <= LIMITS.max_header_bytes + 256
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 
@@ -630,7 +649,7 @@ def test_body_over_the_limit_by_content_length_is_refused_before_it_arrives() ->
         peer = Peer()
         [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)  # no body sent at all
         assert_json_error(reply, 413)
-        assert reply.closes and peer.closed and peer.calls == []
+        assert reply.closes and peer.lingering and peer.calls == []
 
     run(main)
 
@@ -640,7 +659,7 @@ def test_chunked_body_over_the_limit_is_refused() -> None:
         peer = Peer()
         [reply] = await peer.exchange(CHUNKED_TOO_LARGE)
         assert_json_error(reply, 413)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -654,6 +673,76 @@ def test_body_at_the_limit_is_accepted() -> None:
     run(main)
 
 
+# -- the lingering close and unsupported versions ------------------------------------------
+
+
+def test_a_refused_request_lingers_discarding_until_the_clients_eof() -> None:
+    async def main() -> None:
+        peer = Peer()
+        [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)
+        assert_json_error(reply, 413)
+        assert reply.closes and peer.lingering
+        peer.send(b"x" * 50 + GET_HELLO)  # the rest of the refused body: read, never parsed
+        await peer.settle()
+        assert peer.transport.data == b"" and peer.calls == [] and peer.lingering
+        peer.send_eof()
+        await peer.settle()
+        assert peer.closed and peer.conn.closed
+
+    run(main)
+
+
+def test_lingering_ends_at_its_deadline() -> None:
+    async def main() -> None:
+        peer = Peer()
+        await peer.exchange(LARGE_HEADER)
+        await peer.advance(LIMITS.lingering_time - 0.5)
+        assert peer.lingering
+        peer.send(b"y" * 100)  # a client still sending does not extend it
+        await peer.advance(0.5)
+        assert peer.closed
+
+    run(main)
+
+
+def test_lingering_reads_again_when_the_error_came_while_reading_was_paused() -> None:
+    async def main() -> None:
+        peer = Peer()  # max_pipelined=4
+        peer.send(GET_GATE_A + GET_HELLO * 5 + GARBAGE)
+        await peer.gates.entered_("a")
+        assert not peer.transport.reading
+        peer.gates.release("a")
+        await peer.settle()
+        assert [r.status for r in peer.take()] == [200] * 6 + [400]
+        assert peer.lingering and peer.transport.reading  # or the client's bytes would pile up
+
+    run(main)
+
+
+def test_shutdown_ends_lingering_at_once() -> None:
+    async def main() -> None:
+        peer = Peer()
+        await peer.exchange(GARBAGE)
+        assert peer.lingering
+        peer.conn.shutdown()
+        await peer.settle()
+        assert peer.closed
+
+    run(main)
+
+
+def test_a_timed_out_request_is_not_lingered_on() -> None:
+    # The client was too slow to send its request: waiting longer for it helps nobody.
+    async def main() -> None:
+        peer = Peer()
+        peer.send(POST_ECHO[:-3])
+        await peer.advance(LIMITS.request_timeout)
+        assert_json_error(peer.take()[0], 408)
+        assert peer.closed and not peer.transport.eof
+
+    run(main)
+
+
 # -- garbage ------------------------------------------------------------------------------
 
 
@@ -662,7 +751,7 @@ def test_garbage_gets_400_json_and_close_and_the_next_connection_is_served() -> 
         peer = Peer()
         [reply] = await peer.exchange(GARBAGE)
         assert_json_error(reply, 400)
-        assert reply.closes and peer.closed
+        assert reply.closes and peer.lingering
         peer.send(GET_HELLO)  # bytes after the close are ignored, not parsed
         assert peer.transport.data == b""
         other = Peer(state=peer.state)
@@ -910,7 +999,7 @@ def test_expect_100_continue_with_a_body_too_large_gets_413_instead() -> None:
         peer = Peer()
         [reply] = await peer.exchange(EXPECT_TOO_LARGE)
         assert_json_error(reply, 413)
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 

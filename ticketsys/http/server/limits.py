@@ -28,5 +28,11 @@ class ServerLimits:
     # Requests already parsed but waiting behind the one in flight; past this we stop reading
     # the socket until the queue drains (flow control against pipelining floods).
     max_pipelined: int = 32
+    # After an error answered before the request was read whole (413, 431, ...), how long the
+    # half-closed connection reads and discards what the client is still sending, so that
+    # closing does not reset the connection under the answer (RFC 9112 §9.6). nginx lingers
+    # up to 30 s (lingering_time); our clients are near and fast, and each lingering
+    # connection holds a descriptor: a 2 MiB body over loopback takes milliseconds.
+    lingering_time: float = 2.0
     # Time to finish in-flight requests at shutdown before connections are cut.
     shutdown_grace: float = 10.0

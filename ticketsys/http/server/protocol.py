@@ -126,13 +126,13 @@ class HttpConnection(asyncio.Protocol):
             if isinstance(cause, _StopParsing):
                 return
             if isinstance(cause, HTTPError):
-                self._finish_with(error_response(cause))
+                self._refuse(error_response(cause))
             else:
                 log.error("parser callback failed", exc_info=cause)
-                self._finish_with(INTERNAL_ERROR)
+                self._refuse(INTERNAL_ERROR)
             return
         except httptools.HttpParserError as exc:
-            self._finish_with(error_response(HTTPError(400, "bad_request", f"malformed request: {exc}")))
+            self._refuse(error_response(HTTPError(400, "bad_request", f"malformed request: {exc}")))
             return
         # httptools buffers a header name or value until its line ends, so a client sending
         # one endless header line would never reach on_header's check, and the buffer grows
@@ -142,7 +142,7 @@ class HttpConnection(asyncio.Protocol):
         if incoming is not None and incoming.in_head and self._incoming is incoming:
             incoming.raw_head_bytes += len(data)
             if incoming.raw_head_bytes > self.limits.max_header_bytes:
-                self._finish_with(error_response(_HEADERS_TOO_LARGE))
+                self._refuse(error_response(_HEADERS_TOO_LARGE))
 
     def pause_writing(self) -> None:
         assert self._flow is not None
@@ -231,6 +231,12 @@ class HttpConnection(asyncio.Protocol):
                 self.server_state.tasks.add(task)
                 task.add_done_callback(self.server_state.tasks.discard)
 
+    def _refuse(self, error: Response) -> None:
+        """A request refused while it arrives: answer ``error`` after what is queued, then
+        linger (the client may still be sending what we refused; see connection.py)."""
+        self.state.no_more_requests(linger=True)
+        self._finish_with(error)
+
     def _finish_with(self, error: Response | None) -> None:
         """Accept nothing more; answer what is queued, then ``error`` if any, then close."""
         self.state.no_more_requests()
@@ -272,8 +278,20 @@ class HttpConnection(asyncio.Protocol):
             if incoming.continue_pending:
                 incoming.continue_pending = False
                 self._write_raw(CONTINUE)
+        elif step is Next.LINGER:
+            self._linger()
         else:
             self.close()
+
+    def _linger(self) -> None:
+        """Shut our sending side once the answer is out, then read and discard (see
+        data_received) until the client's EOF or the lingering deadline, then close."""
+        transport = self.transport
+        assert transport is not None and self._flow is not None
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._flow.resume_reading()
+        self.deadline.set(self.limits.lingering_time, self.close)
 
     # -- writing ---------------------------------------------------------------------------
 
