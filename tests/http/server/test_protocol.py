@@ -743,6 +743,28 @@ def test_a_timed_out_request_is_not_lingered_on() -> None:
     run(main)
 
 
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        pytest.param(b"GET /hello HTTP/2.0", id="2.0"),
+        pytest.param(b"GET /hello HTTP/3.0", id="3.0"),
+        pytest.param(b"GET /hello HTTP/1.2", id="1.2"),
+        pytest.param(b"GET /hello HTTP/0.9", id="0.9"),
+        pytest.param(b"GET /hello", id="no-version"),
+        pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM", id="h2-preface"),
+    ],
+)
+def test_versions_other_than_1_0_and_1_1_get_505(request_line: bytes) -> None:
+    async def main() -> None:
+        peer = Peer()
+        [reply] = await peer.exchange(request_line + b"\r\nHost: test\r\n\r\n")
+        assert_json_error(reply, 505)
+        assert reply.json()["error"] == "http_version_not_supported"
+        assert reply.closes and peer.lingering and peer.calls == []
+
+    run(main)
+
+
 # -- garbage ------------------------------------------------------------------------------
 
 

@@ -394,6 +394,26 @@ def test_a_client_writing_huge_headers_reads_the_431(run: Runner) -> None:
     run(main())
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"GET /hello HTTP/2.0\r\nHost: test\r\n\r\n", id="http-2.0"),
+        pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", id="h2-preface"),
+        pytest.param(b"GET /hello HTTP/3.0\r\nHost: test\r\n\r\n", id="http-3.0"),
+    ],
+)
+def test_unsupported_versions_get_505_over_a_socket(run: Runner, request_bytes: bytes) -> None:
+    async def main() -> None:
+        async with serving(Backend().app()) as server:
+            answer = await asyncio.to_thread(_send_then_read, server.port, request_bytes)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n"), head
+            assert b"connection: close" in head
+            assert orjson.loads(body)["error"] == "http_version_not_supported"
+
+    run(main())
+
+
 def test_graceful_shutdown(run: Runner) -> None:
     async def main() -> None:
         backend = Backend()

@@ -40,6 +40,8 @@ class Incoming:
 
 def check_head(incoming: Incoming, limits: ServerLimits) -> bool:
     """Refuse a head the server will not serve; return whether it expects ``100 Continue``."""
+    if incoming.http_version != "1.1" and incoming.http_version != "1.0":
+        raise version_not_supported(incoming.http_version)
     expects_continue = False
     hosts = 0
     for name, value in incoming.headers:
@@ -65,6 +67,12 @@ def check_head(incoming: Incoming, limits: ServerLimits) -> bool:
         # us and we could each route the request to a different place.
         raise HTTPError(400, "bad_request", "exactly one Host header is required")
     return expects_continue
+
+
+def version_not_supported(version: str) -> HTTPError:
+    """HTTP/2.0, 0.9, 3.0, 1.2...: answered 505 rather than served as if it were 1.1
+    (RFC 9110 §15.6.6), so a client that meant another protocol learns it at once."""
+    return HTTPError(505, "http_version_not_supported", f"HTTP/{version} is not supported; use HTTP/1.1")
 
 
 def target(url: bytes) -> tuple[bytes, bytes]:

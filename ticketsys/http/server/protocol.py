@@ -31,7 +31,7 @@ from ticketsys.http.server.connection import ConnectionState, Next, Phase
 from ticketsys.http.server.cycle import ASGICycle, DirectCycle
 from ticketsys.http.server.eager import start_worker
 from ticketsys.http.server.flow import FlowControl
-from ticketsys.http.server.incoming import Incoming, check_head
+from ticketsys.http.server.incoming import Incoming, check_head, version_not_supported
 from ticketsys.http.server.state import ServerState
 from ticketsys.http.server.timer import Deadline
 from ticketsys.http.server.wire import CONTINUE, render
@@ -51,6 +51,9 @@ class HttpConnection(asyncio.Protocol):
         self.limits = server_state.limits
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
+        # llhttp refuses versions other than 0.9, 1.0, 1.1 and 2.0 as malformed (400); let it
+        # pass any digit.digit so that check_head answers every unsupported one 505.
+        self.parser.set_dangerous_leniencies(lenient_version=True)
         self.state = ConnectionState()
         self.deadline = Deadline(self.loop)
         self.transport: asyncio.Transport | None = None
@@ -132,7 +135,12 @@ class HttpConnection(asyncio.Protocol):
                 self._refuse(INTERNAL_ERROR)
             return
         except httptools.HttpParserError as exc:
-            self._refuse(error_response(HTTPError(400, "bad_request", f"malformed request: {exc}")))
+            if self.parser.get_method() == b"PRI":
+                # "PRI * HTTP/2.0", the HTTP/2 connection preface (RFC 9113 §3.4): llhttp
+                # stops at it before check_head could see the version.
+                self._refuse(error_response(version_not_supported("2.0")))
+            else:
+                self._refuse(error_response(HTTPError(400, "bad_request", f"malformed request: {exc}")))
             return
         # httptools buffers a header name or value until its line ends, so a client sending
         # one endless header line would never reach on_header's check, and the buffer grows
