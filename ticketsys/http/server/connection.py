@@ -44,11 +44,23 @@ class Next(enum.Enum):
     LINGER = "linger"
 
 
+# The members again, as module globals: on Python 3.11 looking an Enum member up on its class
+# goes through EnumType and costs several times a global's lookup, a dozen times a request.
+IDLE, ACTIVE, CLOSING, LINGERING, CLOSED = (
+    Phase.IDLE,
+    Phase.ACTIVE,
+    Phase.CLOSING,
+    Phase.LINGERING,
+    Phase.CLOSED,
+)
+KEEP_ALIVE, WAIT, CLOSE, LINGER = Next.KEEP_ALIVE, Next.WAIT, Next.CLOSE, Next.LINGER
+
+
 class ConnectionState:
     __slots__ = ("_linger", "_said_close", "phase")
 
     def __init__(self) -> None:
-        self.phase = Phase.IDLE
+        self.phase = IDLE
         self._said_close = False  # an answer said "connection: close": nothing more may follow
         self._linger = False  # the close must be staged (see the module's docstring)
 
@@ -57,23 +69,23 @@ class ConnectionState:
 
     def begin_request(self) -> bool:
         """A request's first byte arrived: whether it may be answered."""
-        if self.phase is Phase.IDLE:
-            self.phase = Phase.ACTIVE
+        if self.phase is IDLE:
+            self.phase = ACTIVE
             return True
-        return self.phase is Phase.ACTIVE
+        return self.phase is ACTIVE
 
     def no_more_requests(self, *, linger: bool = False) -> None:
         """Accept nothing new; ``linger``: an error is being answered while the client may
         still be sending the request it refuses."""
-        if self.phase is Phase.IDLE or self.phase is Phase.ACTIVE:
-            self.phase = Phase.CLOSING
+        if self.phase is IDLE or self.phase is ACTIVE:
+            self.phase = CLOSING
         self._linger = self._linger or linger
 
     def keeps_alive(self, requested: bool, last: bool) -> bool:
         """Whether the answer being written leaves the connection open. ``requested``: the
         request (and the app) allow it; ``last``: nothing else is queued or arriving, so if
         the connection is closing, this answer must say so."""
-        if requested and not (last and self.phase is Phase.CLOSING):
+        if requested and not (last and self.phase is CLOSING):
             return True
         self.must_close()
         return False
@@ -86,17 +98,17 @@ class ConnectionState:
     def next(self, arriving: bool) -> Next:
         """Everything received in full has been answered; ``arriving``: a request has begun
         to arrive and may still be answered."""
-        if self.phase is Phase.CLOSED or self.phase is Phase.LINGERING:
-            return Next.CLOSE  # asked again while lingering: the server is going away
-        if self._said_close or (self.phase is Phase.CLOSING and not arriving):
+        if self.phase is CLOSED or self.phase is LINGERING:
+            return CLOSE  # asked again while lingering: the server is going away
+        if self._said_close or (self.phase is CLOSING and not arriving):
             if self._linger and self._said_close:
-                self.phase = Phase.LINGERING
-                return Next.LINGER
-            return Next.CLOSE
+                self.phase = LINGERING
+                return LINGER
+            return CLOSE
         if arriving:
-            return Next.WAIT
-        self.phase = Phase.IDLE
-        return Next.KEEP_ALIVE
+            return WAIT
+        self.phase = IDLE
+        return KEEP_ALIVE
 
     def lost(self) -> None:
-        self.phase = Phase.CLOSED
+        self.phase = CLOSED

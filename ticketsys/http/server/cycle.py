@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from ticketsys.http.errors import INTERNAL_ERROR
 from ticketsys.http.models import ASGIApp, Handler, Request, Response, Scope
@@ -27,19 +26,14 @@ log = logging.getLogger("ticketsys.server")
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 
-def _path(raw_path: bytes) -> str:
-    path = raw_path.decode("latin-1")
-    return unquote(path) if "%" in path else path
-
-
 class DirectCycle:
     __slots__ = ("conn", "handle", "http10", "keep_alive", "request")
 
     def __init__(self, conn: HttpConnection, incoming: Incoming, handle: Handler) -> None:
-        raw_path, query = target(incoming.url)
+        _, path, query = target(incoming.url)
         self.conn = conn
         self.handle = handle
-        self.request = Request(incoming.method, _path(raw_path), incoming.headers, incoming.body, query)
+        self.request = Request(incoming.method, path, incoming.headers, incoming.body, query)
         self.keep_alive = incoming.keep_alive
         self.http10 = incoming.http_version == "1.0"
 
@@ -50,10 +44,11 @@ class DirectCycle:
         except Exception:  # App.handle answers every error itself; this is a last resort
             log.exception("application error in %s %s", request.method, request.path)
             response = INTERNAL_ERROR
-        self.keep_alive = self.conn.write(
-            response, self.keep_alive, head=request.method == "HEAD", http10=self.http10
-        )
-        await self.conn.drain()
+        conn = self.conn
+        self.keep_alive = conn.write(response, self.keep_alive, request.method == "HEAD", None, self.http10)
+        flow = conn.flow
+        if flow is not None and flow.write_paused:  # no await at all while the socket is writable
+            await flow.drain()
 
 
 class ASGICycle:
@@ -79,8 +74,7 @@ class ASGICycle:
     def __init__(self, conn: HttpConnection, incoming: Incoming, app: ASGIApp) -> None:
         self.conn = conn
         self.app = app
-        self.raw_path, self.query = target(incoming.url)
-        self.path = _path(self.raw_path)
+        self.raw_path, self.path, self.query = target(incoming.url)
         self.method = incoming.method
         self.http_version = incoming.http_version
         self.headers = incoming.headers
@@ -152,7 +146,9 @@ class ASGICycle:
                 raise RuntimeError("streaming responses are not supported by this server")
             self.complete = True
             self._write(message.get("body", b""))
-            await self.conn.drain()
+            flow = self.conn.flow
+            if flow is not None and flow.write_paused:
+                await flow.drain()
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
 

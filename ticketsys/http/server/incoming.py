@@ -3,6 +3,8 @@ functions that raise ``HTTPError`` for what the server refuses before any app se
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import httptools
 
 from ticketsys.http.errors import HTTPError, payload_too_large
@@ -75,14 +77,16 @@ def version_not_supported(version: str) -> HTTPError:
     return HTTPError(505, "http_version_not_supported", f"HTTP/{version} is not supported; use HTTP/1.1")
 
 
-def target(url: bytes) -> tuple[bytes, bytes]:
-    """The path and query of a request target (origin-form, or absolute-form from a proxy)."""
+def target(url: bytes) -> tuple[bytes, str, bytes]:
+    """The raw path, the decoded path and the query of a request target (origin-form, or
+    absolute-form from a proxy)."""
     raw_path, _, query = url.partition(b"?")
-    if raw_path.startswith(b"/"):
-        return raw_path, query
-    try:
-        parsed = httptools.parse_url(url)
-    except httptools.HttpParserInvalidURLError:
-        # llhttp lets "http://" or "http://a:99999/" through; they name no resource.
-        raise HTTPError(400, "bad_request", "malformed request target") from None
-    return parsed.path or b"/", parsed.query or b""
+    if not raw_path.startswith(b"/"):
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            # llhttp lets "http://" or "http://a:99999/" through; they name no resource.
+            raise HTTPError(400, "bad_request", "malformed request target") from None
+        raw_path, query = parsed.path or b"/", parsed.query or b""
+    path = raw_path.decode("latin-1")
+    return raw_path, unquote(path) if "%" in path else path, query

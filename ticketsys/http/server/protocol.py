@@ -27,7 +27,17 @@ import httptools
 
 from ticketsys.http.errors import INTERNAL_ERROR, HTTPError, error_response, payload_too_large
 from ticketsys.http.models import Response
-from ticketsys.http.server.connection import ConnectionState, Next, Phase
+from ticketsys.http.server.connection import (
+    ACTIVE,
+    CLOSED,
+    IDLE,
+    KEEP_ALIVE,
+    LINGER,
+    LINGERING,
+    WAIT,
+    ConnectionState,
+    Next,
+)
 from ticketsys.http.server.cycle import ASGICycle, DirectCycle
 from ticketsys.http.server.eager import start_worker
 from ticketsys.http.server.flow import FlowControl
@@ -59,7 +69,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.server_addr: tuple[str, int] | None = None
         self.client_addr: tuple[str, int] | None = None
-        self._flow: FlowControl | None = None
+        self.flow: FlowControl | None = None
         self._incoming: Incoming | None = None
         self._queue: deque[DirectCycle | ASGICycle | Response] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -73,7 +83,7 @@ class HttpConnection(asyncio.Protocol):
 
     @property
     def closed(self) -> bool:
-        return self.state.phase is Phase.CLOSED
+        return self.state.phase is CLOSED
 
     # -- transport callbacks ---------------------------------------------------------------
 
@@ -85,7 +95,7 @@ class HttpConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server_addr = _address(transport.get_extra_info("sockname"))
         self.client_addr = _address(transport.get_extra_info("peername"))
-        self._flow = FlowControl(self.transport, self.limits.max_pipelined)  # type: ignore[arg-type]
+        self.flow = FlowControl(self.transport)  # type: ignore[arg-type]
         self.server_state.add(self)
         if self.server_state.closing:  # accepted in the instant the server began to shut down
             self.shutdown()
@@ -97,14 +107,14 @@ class HttpConnection(asyncio.Protocol):
         self.server_state.discard(self)
         self.deadline.stop()
         self.disconnected.set()
-        if self._flow is not None:
-            self._flow.resume_writing()  # wake a writer stuck in drain(); it will see `closed`
+        if self.flow is not None:
+            self.flow.resume_writing()  # wake a writer stuck in drain(); it will see `closed`
 
     def eof_received(self) -> bool:
         """The client shut its sending side (``nc -N``, ``curl`` never does, some load tools
         do) but may still read: answer every request it sent in full, then close. Closing at
         once (the default) would drop answers to purchases that did go through."""
-        if self.state.phase is Phase.LINGERING:
+        if self.state.phase is LINGERING:
             return False  # what we waited for: close
         self._incoming = None  # cut short by the EOF: it can never complete
         self.state.no_more_requests()
@@ -116,7 +126,7 @@ class HttpConnection(asyncio.Protocol):
         incoming = self._incoming
         if incoming is None:
             phase = self.state.phase
-            if phase is not Phase.IDLE and phase is not Phase.ACTIVE:
+            if phase is not IDLE and phase is not ACTIVE:
                 return  # the connection is ending (or lingering): nothing here is a request
         try:
             self.parser.feed_data(data)
@@ -153,12 +163,12 @@ class HttpConnection(asyncio.Protocol):
                 self._refuse(error_response(_HEADERS_TOO_LARGE))
 
     def pause_writing(self) -> None:
-        assert self._flow is not None
-        self._flow.pause_writing()
+        assert self.flow is not None
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        assert self._flow is not None
-        self._flow.resume_writing()
+        assert self.flow is not None
+        self.flow.resume_writing()
 
     # -- parser callbacks ------------------------------------------------------------------
 
@@ -230,8 +240,9 @@ class HttpConnection(asyncio.Protocol):
 
     def _enqueue(self, item: DirectCycle | ASGICycle | Response) -> None:
         self._queue.append(item)
-        assert self._flow is not None
-        self._flow.queued(len(self._queue))
+        if len(self._queue) > self.limits.max_pipelined:
+            assert self.flow is not None
+            self.flow.pause_reading()
         if self._worker is None:
             task = start_worker(self.loop, self._answer_queue())
             if task is not None:
@@ -256,10 +267,10 @@ class HttpConnection(asyncio.Protocol):
             self._settle()
 
     async def _answer_queue(self) -> None:
-        flow = self._flow
+        flow = self.flow
         assert flow is not None
         try:
-            while self._queue and not self.closed:
+            while self._queue and self.state.phase is not CLOSED:
                 item = self._queue.popleft()
                 if isinstance(item, Response):  # a protocol error: the last thing said here
                     self.write(item, False)
@@ -267,26 +278,32 @@ class HttpConnection(asyncio.Protocol):
                 await item.run()
                 if not item.keep_alive:
                     break  # it said "connection: close": anything behind it is dropped
-                if flow.read_paused:
-                    flow.queued(len(self._queue))
+                if flow.read_paused and len(self._queue) <= self.limits.max_pipelined // 2:
+                    flow.resume_reading()
         finally:
             self._worker = None
-        self._settle()
+        step = self.state.next(self._incoming is not None)
+        if step is KEEP_ALIVE:  # the common case, taken here without a call
+            self.deadline.set(self.limits.keepalive_timeout, self._idle_timeout)
+        else:
+            self._take(step)
 
     def _settle(self) -> None:
         """Nothing is being answered: take the step the connection state names."""
+        self._take(self.state.next(self._incoming is not None))
+
+    def _take(self, step: Next) -> None:
         incoming = self._incoming
-        step = self.state.next(arriving=incoming is not None)
-        if step is Next.KEEP_ALIVE:
+        if step is KEEP_ALIVE:
             self.deadline.set(self.limits.keepalive_timeout, self._idle_timeout)
-        elif step is Next.WAIT:
+        elif step is WAIT:
             # A request is still arriving (its deadline runs); if it asked for 100-continue
             # while we were busy, now is its turn.
             assert incoming is not None
             if incoming.continue_pending:
                 incoming.continue_pending = False
                 self._write_raw(CONTINUE)
-        elif step is Next.LINGER:
+        elif step is LINGER:
             self._linger()
         else:
             self.close()
@@ -295,10 +312,10 @@ class HttpConnection(asyncio.Protocol):
         """Shut our sending side once the answer is out, then read and discard (see
         data_received) until the client's EOF or the lingering deadline, then close."""
         transport = self.transport
-        assert transport is not None and self._flow is not None
+        assert transport is not None and self.flow is not None
         if transport.can_write_eof():
             transport.write_eof()
-        self._flow.resume_reading()
+        self.flow.resume_reading()
         self.deadline.set(self.limits.lingering_time, self.close)
 
     # -- writing ---------------------------------------------------------------------------
@@ -307,7 +324,6 @@ class HttpConnection(asyncio.Protocol):
         self,
         response: Response,
         keep_alive: bool,
-        *,
         head: bool = False,
         length: int | None = None,
         http10: bool = False,
@@ -315,29 +331,25 @@ class HttpConnection(asyncio.Protocol):
         """Write a whole answer; ``keep_alive``: what the request and the app allow. Return
         whether the connection stays open after it (``ConnectionState.keeps_alive``)."""
         keep_alive = self.state.keeps_alive(keep_alive, not self._queue and self._incoming is None)
-        self._write_raw(render(response, keep_alive=keep_alive, head=head, length=length, http10=http10))
+        self._write_raw(render(response, keep_alive, head, length, http10))
         return keep_alive
 
     def _write_raw(self, data: bytes) -> None:
         # After close() (or the runner's abort) the transport may still exist for a moment;
         # writing to it then raises in uvloop, inside the app's send().
         transport = self.transport
-        if transport is not None and not transport.is_closing() and self.state.phase is not Phase.CLOSED:
+        if transport is not None and not transport.is_closing() and self.state.phase is not CLOSED:
             transport.write(data)
-
-    async def drain(self) -> None:
-        assert self._flow is not None
-        await self._flow.drain()
 
     # -- deadlines and closing -------------------------------------------------------------
 
     def _idle_timeout(self) -> None:
-        if self.state.phase is Phase.IDLE:
+        if self.state.phase is IDLE:
             self.close()
 
     def _request_timeout(self) -> None:
-        assert self._flow is not None
-        if self._flow.read_paused:
+        assert self.flow is not None
+        if self.flow.read_paused:
             # We stopped reading (too many pipelined requests waiting): the stall is ours,
             # not the client's. Give it another period; we will be reading again by then.
             self.deadline.set(self.limits.request_timeout, self._request_timeout)

@@ -49,7 +49,6 @@ DATE = _DateHeader()
 
 def render(
     response: Response,
-    *,
     keep_alive: bool,
     head: bool = False,
     length: int | None = None,
@@ -62,12 +61,12 @@ def render(
     else:
         ending = b"connection: close\r\n\r\n"
     head_block = (
-        status_line(response.status)
+        (STATUS_LINES.get(response.status) or status_line(response.status))
         + b"content-type: "
         + response.content_type
         + b"\r\ncontent-length: %d\r\n" % (len(response.body) if length is None else length)
-        + b"".join(name + b": " + value + b"\r\n" for name, value in response.headers)
-        + DATE.line()
-        + ending
     )
+    if response.headers:
+        head_block += b"".join(name + b": " + value + b"\r\n" for name, value in response.headers)
+    head_block += DATE.line() + ending
     return head_block if head else head_block + response.body
