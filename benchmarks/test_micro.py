@@ -27,23 +27,23 @@ import h11
 import httptools
 import orjson
 import pytest
+from ticketsys.ticket.orders import OrderBook
+from ticketsys.vacancy.stock import StockManager
 
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import Settings
 from ticketsys.domain.schemas import read_qty
-from ticketsys.http.application import App, direct_handler
+from ticketsys.http.application import App
 from ticketsys.http.client import CLIENTS, ClientOptions
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.requests import Request
+from ticketsys.http.models import Request
 from ticketsys.http.responses import json_response
-from ticketsys.http.runner import Server
-from ticketsys.http.server import HttpConnection, ServerState
+from ticketsys.http.server import Server, ServerLimits
+from ticketsys.http.server.protocol import HttpConnection
+from ticketsys.http.server.state import ServerState
 from ticketsys.ticket.clients import LocalVacancyClient, RemoteVacancyClient
-from ticketsys.ticket.orders import OrderBook
 from ticketsys.ticket.service import TicketService
 from ticketsys.vacancy.service import VacancyService
-from ticketsys.vacancy.stock import StockManager
 
 HUGE = 10**12
 BODY = b'{"qty": 1}'
@@ -182,7 +182,7 @@ def test_cycle_httptools(benchmark: Any, loop: asyncio.AbstractEventLoop) -> Non
 
     def cycle() -> None:
         parser.feed_data(PURCHASE)
-        conn.write_response(response, keep_alive=parser.should_keep_alive())
+        conn.write(response, parser.should_keep_alive())
 
     benchmark(cycle)
     assert transport.data.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -254,11 +254,11 @@ def test_encode_stdlib(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="render")
 def test_render_response(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
-    """orjson dumps plus the head block ``HttpConnection.write_response`` builds."""
+    """orjson dumps plus the head block ``HttpConnection.write`` renders."""
     conn, transport = loop.run_until_complete(_connection(_NoApp()))
 
     def render() -> None:
-        conn.write_response(json_response(PURCHASE_PAYLOAD), keep_alive=True)
+        conn.write(json_response(PURCHASE_PAYLOAD), True)
 
     benchmark(render)
     assert transport.data.startswith(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
@@ -377,7 +377,7 @@ class _NoApp:
 async def _connection(app: Any, direct: bool = False) -> tuple[HttpConnection, _FakeTransport]:
     state = ServerState(app, ServerLimits())
     if direct:
-        state.direct = direct_handler(app)
+        state.direct = app.direct_handler()
     conn = HttpConnection(state)
     transport = _FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]

@@ -18,6 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ticketsys.domain.models import MAX_STOCK
+from ticketsys.http.server import ServerLimits
+
+_SERVER = ServerLimits()  # the server's defaults, each defined (with its reason) in one place
 
 
 class DeploymentMode(StrEnum):
@@ -41,7 +44,7 @@ class Settings:
     vacancy_url: str = "http://localhost:8001"
     host: str = "127.0.0.1"
     max_qty: int = 1000
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = _SERVER.max_body_bytes
     vacancy_connect_timeout: float = 0.25
     vacancy_timeout: float = 0.5
     vacancy_pool_size: int = 100
@@ -56,8 +59,8 @@ class Settings:
     hold_ttl_max: float = 3600.0
     purchase_hold_ttl: float = 30.0
     service_token: str = ""
-    keepalive_timeout: float = 5.0
-    request_timeout: float = 10.0
+    keepalive_timeout: float = _SERVER.keepalive_timeout
+    request_timeout: float = _SERVER.request_timeout
     log_level: str = "info"
     cors_origins: tuple[str, ...] = ()
 

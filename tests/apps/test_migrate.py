@@ -7,16 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.redis_server import redis_server, redis_url  # noqa: F401  (fixtures)
 from ticketsys.storage.journal import FsyncPolicy, Journal
-from ticketsys.storage.redis import connect
-from ticketsys.ticket.clients import LocalVacancyClient
 from ticketsys.ticket.orders import OrderBook
 from ticketsys.ticket.redis_orders import RedisOrderBook
-from ticketsys.ticket.service import TicketService
 from ticketsys.vacancy.redis_stock import RedisStock
-from ticketsys.vacancy.service import VacancyService
 from ticketsys.vacancy.stock import StockManager
+
+from tests.redis_server import redis_server, redis_url  # noqa: F401  (fixtures)
+from ticketsys.storage.redis import connect
+from ticketsys.ticket.clients import LocalVacancyClient
+from ticketsys.ticket.service import TicketService
+from ticketsys.vacancy.service import VacancyService
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -37,7 +37,7 @@ def stock(vacancy: Service) -> dict[str, int]:
     status, parts = request(vacancy.url, "GET", "/api/v1/stock")
     assert status == 200 and isinstance(parts, dict), parts
     assert parts["available"] + parts["held"] + parts["sold"] == parts["capacity"] == INITIAL, parts
-    return {name: int(value) for name, value in parts.items()}
+    return {name: int(parts[name]) for name in ("available", "held", "sold", "capacity")}
 
 
 def exported(data_dir: Path) -> list[dict[str, object]]:

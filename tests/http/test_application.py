@@ -7,8 +7,8 @@ import pytest
 from tests.asgi import call, lifespan
 from ticketsys.http.application import App, DeferredApp
 from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.models import Request, Response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 
 

@@ -22,11 +22,10 @@ from ticketsys.http.client import (
     Replicas,
     _Connection,
 )
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.models import Request, Response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
-from ticketsys.http.runner import Server
+from ticketsys.http.server import Server, ServerLimits
 
 KINDS = [pytest.param(kind, id=kind) for kind in CLIENTS]
 

@@ -12,8 +12,8 @@ from tests.asgi import call
 from ticketsys.http.application import App
 from ticketsys.http.cors import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE, CorsPolicy
 from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.models import Request, Response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 
 SHOP = b"https://shop.example"

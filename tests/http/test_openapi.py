@@ -16,9 +16,9 @@ from ticketsys.apps.ticket import build_ticket
 from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import Settings
 from ticketsys.http.application import App
+from ticketsys.http.models import Request, Response
 from ticketsys.http.openapi import openapi_document
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 
 TOKEN = "openapi-test-token-0123"

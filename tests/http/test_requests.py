@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request, int_field, json_object
+from ticketsys.http.models import Request
+from ticketsys.http.requests import int_field, json_object
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.models import Request, Response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Match, Route, Router, route
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.config import Settings
-from ticketsys.http.requests import Request
+from ticketsys.http.models import Request
 from ticketsys.storage.sqlite.database import Database
 from ticketsys.storage.sqlite.sale import SqliteSale
 

@@ -22,8 +22,7 @@ from ticketsys.domain.errors import (
 )
 from ticketsys.domain.models import HoldState
 from ticketsys.http.client import CLIENTS, ClientOptions
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.runner import Server
+from ticketsys.http.server import Server, ServerLimits
 from ticketsys.ticket.clients import RemoteVacancyClient
 
 KINDS = [pytest.param(kind, id=kind) for kind in CLIENTS]

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from ticketsys.ticket.redis_orders import RedisOrderBook
+from ticketsys.vacancy.redis_stock import RedisStock
 
 from tests.redis_server import RedisServer, free_port, running_redis
 from ticketsys.domain.errors import IdempotencyConflict, OverRelease, StoreUnavailable
 from ticketsys.domain.models import Order, Reservation
 from ticketsys.storage.redis import RedisError, connect, never_sent
-from ticketsys.ticket.redis_orders import RedisOrderBook
-from ticketsys.vacancy.redis_stock import RedisStock
 
 
 def _stock(url: str, initial: int = 100, ttl: float = 3600) -> RedisStock:

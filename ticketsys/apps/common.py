@@ -13,9 +13,9 @@ from ticketsys.domain import schemas
 from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
 from ticketsys.http.cors import CorsPolicy
+from ticketsys.http.models import Request, Response
 from ticketsys.http.openapi import docs_page, openapi_document
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 
 Readiness = Callable[[], Awaitable[bool]]

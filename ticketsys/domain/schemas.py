@@ -7,7 +7,8 @@ from typing import Any
 
 from ticketsys.domain.wire import is_id
 from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request, int_field, json_object
+from ticketsys.http.models import Request
+from ticketsys.http.requests import int_field, json_object
 
 
 def qty_body(maximum: int) -> dict[str, Any]:

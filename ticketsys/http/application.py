@@ -1,8 +1,9 @@
 """The ASGI 3 application: lifespan, the request cycle, and the one place errors become answers.
 
 ``App.handle(request)`` is the sans-ASGI core (route, call, translate errors); ``App.__call__``
-is the ASGI adapter around it that hypercorn, uvicorn and the embedded server all drive.
-The catch-all 500 lives here and only here, and it never puts a traceback on the wire.
+is the ASGI adapter around it that hypercorn, uvicorn and the embedded server all drive. An
+error a handler raises is translated here, in ``handle``, and nowhere else: by the error table,
+or else logged and answered ``errors.INTERNAL_ERROR``, never with a traceback.
 """
 
 from __future__ import annotations
@@ -13,30 +14,16 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ticketsys.http.cors import CorsPolicy, with_cors
-from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, error_response
+from ticketsys.http.errors import INTERNAL_ERROR, HTTPError, error_response, payload_too_large
+from ticketsys.http.models import MAX_BODY_BYTES, Handler, Receive, Request, Response, Scope, Send
 from ticketsys.http.routing import Match, Route, Router
 
 log = logging.getLogger("ticketsys.http")
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
-DirectHandler = Callable[[Request], Awaitable[Response]]
 ErrorTable = Mapping[type[BaseException], Callable[[Any], HTTPError]]
 
-# 64 KiB: a purchase body is a few bytes; anything near this is abuse, not a ticket order.
-DEFAULT_MAX_BODY = 64 * 1024
-
 NOT_FOUND = error_response(HTTPError(404, "not_found", "no such endpoint"))
-INTERNAL_ERROR = error_response(HTTPError(500, "internal_error", "internal server error"))
-
-
-def body_too_large(limit: int) -> HTTPError:
-    return HTTPError(413, "payload_too_large", f"request body exceeds {limit} bytes")
 
 
 class App:
@@ -47,7 +34,7 @@ class App:
         errors: ErrorTable | None = None,
         on_startup: Iterable[Hook] = (),
         on_shutdown: Iterable[Hook] = (),
-        max_body_bytes: int = DEFAULT_MAX_BODY,
+        max_body_bytes: int = MAX_BODY_BYTES,
         title: str = "ticketsys",
         version: str = "0",
         cors: CorsPolicy | None = None,
@@ -99,6 +86,11 @@ class App:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return INTERNAL_ERROR
 
+    def direct_handler(self) -> Handler | None:
+        """``handle`` once started (``models.DirectDispatch``): a server may then skip the
+        ASGI layer and hand it ``Request`` objects directly."""
+        return self.handle if self.started else None
+
     async def startup(self) -> None:
         try:
             for hook in self.on_startup:
@@ -140,7 +132,7 @@ class App:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                await send_response(send, error_response(body_too_large(self.max_body_bytes)), scope)
+                await send_response(send, error_response(payload_too_large(self.max_body_bytes)), scope)
                 return
             if not message.get("more_body", False):
                 break
@@ -214,6 +206,9 @@ class DeferredApp:
         if self.app is not None:
             await self.app.shutdown()
 
+    def direct_handler(self) -> Handler | None:
+        return self.app.direct_handler() if self.app is not None else None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await serve_lifespan(self, receive, send)
@@ -224,11 +219,3 @@ class DeferredApp:
                 if not app.started:
                     await app.startup()
         await app(scope, receive, send)
-
-
-def direct_handler(app: object) -> DirectHandler | None:
-    """``App.handle`` of an app built with this toolkit (once started), else None: a server
-    may then skip the ASGI layer and hand it ``Request`` objects directly."""
-    if isinstance(app, DeferredApp):
-        app = app.app
-    return app.handle if isinstance(app, App) and app.started else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 
 from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request
+from ticketsys.http.models import Request
 
 _CHALLENGE = ((b"www-authenticate", b'Bearer realm="ticketsys"'),)
 

@@ -18,14 +18,10 @@ origins: an app without CORS runs exactly the code it ran before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from collections.abc import Iterable
 
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Headers, Response
+from ticketsys.http.models import Handler, Headers, Request, Response
 from ticketsys.http.routing import Router
-
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]  # App.handle's type
 
 ANY_ORIGIN = "*"
 

@@ -1,10 +1,16 @@
-"""The one exception type the toolkit turns into an HTTP answer.
+"""The one exception type the toolkit turns into an HTTP answer, and that answer.
 
 Domain code raises its own errors; the application maps those to ``HTTPError`` through an
 error table given to ``App`` (see ``application.py``), so there is a single translation point.
+The server raises ``HTTPError`` too, for what it refuses before any app sees a request (a
+malformed or oversized request, a timeout), so every error on the wire has one JSON shape.
 """
 
 from __future__ import annotations
+
+import orjson
+
+from ticketsys.http.models import JSON, Response
 
 
 class HTTPError(Exception):
@@ -28,3 +34,17 @@ class HTTPError(Exception):
 
     def __repr__(self) -> str:
         return f"<HTTPError {self.status} {self.code}: {self.message}>"
+
+
+def error_response(error: HTTPError) -> Response:
+    payload = {"success": False, "error": error.code, "message": error.message, **error.extra}
+    return Response(error.status, orjson.dumps(payload), JSON, error.headers)
+
+
+def payload_too_large(limit: int) -> HTTPError:
+    return HTTPError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+
+
+# The answer to a bug, wherever it is caught (the app's catch-all, or the server's last resort
+# for an app that raised): no detail of it, and never a traceback, goes on the wire.
+INTERNAL_ERROR = error_response(HTTPError(500, "internal_error", "internal server error"))

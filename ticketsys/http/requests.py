@@ -1,4 +1,4 @@
-"""The request a handler sees, and strict readers for its JSON body.
+"""Strict readers for a request's JSON body.
 
 Everything here is sans-IO: the body has already been read (within the size limit) by the
 ASGI adapter or the embedded server, so parsing and validation are plain functions.
@@ -12,38 +12,7 @@ from typing import Any
 import orjson
 
 from ticketsys.http.errors import HTTPError
-
-RawHeaders = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
-
-
-class Request:
-    __slots__ = ("body", "headers", "method", "path", "path_params", "query_string")
-
-    def __init__(
-        self,
-        method: str,
-        path: str,
-        headers: RawHeaders = (),
-        body: bytes = b"",
-        query_string: bytes = b"",
-        path_params: Mapping[str, str] | None = None,
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.headers = headers  # names lower-cased, as ASGI requires
-        self.body = body
-        self.query_string = query_string
-        self.path_params: Mapping[str, str] = path_params or {}
-
-    def header(self, name: bytes) -> bytes | None:
-        """The first value of a header; ``name`` must be lower-case."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    def __repr__(self) -> str:
-        return f"<Request {self.method} {self.path} body={len(self.body)}B>"
+from ticketsys.http.models import Request
 
 
 def _is_json(content_type: bytes) -> bool:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ticketsys.http.requests import Request
-    from ticketsys.http.responses import Response
+    from ticketsys.http.models import Request, Response
 
 Endpoint = Callable[["Request"], Awaitable["Response"]]
 

@@ -7,8 +7,8 @@ from ticketsys.domain.errors import HoldNotFound
 from ticketsys.domain.models import PURCHASE_MESSAGE, Order
 from ticketsys.domain.wire import is_id, order_json, rfc3339, stock_json
 from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.models import Request, Response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 from ticketsys.ticket.service import TicketService
 

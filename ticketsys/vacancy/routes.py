@@ -10,8 +10,8 @@ from ticketsys.domain.models import MAX_STOCK
 from ticketsys.domain.wire import hold_json, is_id, stock_json
 from ticketsys.http.auth import require_bearer
 from ticketsys.http.errors import HTTPError
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.models import Request, Response
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 from ticketsys.vacancy.service import VacancyService
 

@@ -13,12 +13,12 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
 
-from ticketsys.http.application import direct_handler
-from ticketsys.http.lifespan import Lifespan
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.server import HttpConnection, ServerState
+from ticketsys.http.models import ASGIApp, DirectDispatch
+from ticketsys.http.server.lifespan import Lifespan
+from ticketsys.http.server.limits import ServerLimits
+from ticketsys.http.server.protocol import HttpConnection
+from ticketsys.http.server.state import ServerState
 
 log = logging.getLogger("ticketsys.server")
 
@@ -32,7 +32,7 @@ CANCEL_WAIT = 1.0
 class Server:
     def __init__(
         self,
-        app: Any,
+        app: ASGIApp,
         host: str,
         port: int,
         limits: ServerLimits | None = None,
@@ -40,8 +40,9 @@ class Server:
         direct: bool = True,
         reuse_port: bool = False,
     ) -> None:
-        """``direct``: hand requests to ``App.handle`` without the ASGI layer when the app is
-        one of ours (same answers, less work per request); False always speaks ASGI.
+        """``direct``: hand requests to the app's handler without the ASGI layer when the app
+        offers one (``models.DirectDispatch``: same answers, less work per request); False
+        always speaks ASGI.
         ``reuse_port``: several processes listen on one port (SO_REUSEPORT), the kernel
         spreading connections among them."""
         self.state = ServerState(app, limits or ServerLimits())
@@ -58,8 +59,9 @@ class Server:
         """Run the app's start-up, then listen; return once listening. Start-up errors
         propagate (and nothing listens); if listening fails, the app is shut down again."""
         await self.lifespan.startup()
-        if self.direct:
-            self.state.direct = direct_handler(self.state.app)
+        app = self.state.app
+        if self.direct and isinstance(app, DirectDispatch):
+            self.state.direct = app.direct_handler()
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(

@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Coroutine
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketsys.http.application import App, Receive, Scope, Send
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from tests.http.server.raw import (
+    GARBAGE,
+    GET_HELLO,
+    GET_HELLO_CLOSE,
+    GET_MISSING,
+    HEAD_HELLO,
+    POST_ECHO,
+    POST_ECHO_CHUNKED,
+    Reply,
+    assert_json_error,
+    parse_replies,
+)
+from ticketsys.http.application import App
+from ticketsys.http.models import Receive, Request, Response, Scope, Send
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
-from ticketsys.http.server import HttpConnection, ServerState
+from ticketsys.http.server import ServerLimits
+from ticketsys.http.server.protocol import HttpConnection
+from ticketsys.http.server.state import ServerState
 
 # Small limits keep the oversize cases small; the defaults are exercised over sockets.
 LIMITS = ServerLimits(
@@ -35,24 +46,15 @@ LIMITS = ServerLimits(
     max_pipelined=4,
 )
 
-GET_HELLO = b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n"
-GET_HELLO_CLOSE = b"GET /hello HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
 GET_HELLO_10 = b"GET /hello HTTP/1.0\r\n\r\n"
 GET_HELLO_10_KEEP_ALIVE = b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-HEAD_HELLO = b"HEAD /hello HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_ABSOLUTE = b"GET http://test/hello?x=1 HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_BAD_TARGET = b"GET http:// HTTP/1.1\r\nHost: test\r\n\r\n"
-GET_MISSING = b"GET /nope HTTP/1.1\r\nHost: test\r\n\r\n"
 DELETE_HELLO = b"DELETE /hello HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_CRASH = b"GET /crash HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_GATE_A = b"GET /gate/a HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_GATE_B = b"GET /gate/b HTTP/1.1\r\nHost: test\r\n\r\n"
 GET_HEADERS = b"GET /headers HTTP/1.1\r\nHost: test\r\nX-One: 1\r\n\r\n"
-POST_ECHO = b'POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n{"qty": 5}'
-POST_ECHO_CHUNKED = (
-    b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b'4\r\n{"qt\r\n6\r\ny": 5}\r\n0\r\n\r\n'
-)
 POST_ECHO_TRAILER = (
     b"POST /headers HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"2\r\nhi\r\n0\r\nX-Trailer: sneaky\r\n\r\n"
@@ -77,7 +79,6 @@ TWO_HOSTS = b"GET /hello HTTP/1.1\r\nHost: test\r\nHost: evil\r\n\r\n"
 TE_IN_HTTP10 = (
     b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
 )
-GARBAGE = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n"
 SMUGGLED = GET_MISSING  # what a smuggling attempt hides after its first request
 
 CL_AND_TE = (
@@ -129,12 +130,13 @@ class FakeTransport:
         self.protocol = protocol
         self.data = bytearray()
         self.closing = False
+        self.eof = False  # our sending side is shut (a lingering close)
         self.reading = True
         self.lost = asyncio.Event()
         self.wrote = asyncio.Event()
 
     def write(self, data: bytes) -> None:
-        assert not self.closing, "write after close"
+        assert not self.closing and not self.eof, "write after close"
         self.data += data
         self.wrote.set()
 
@@ -145,6 +147,13 @@ class FakeTransport:
 
     def abort(self) -> None:
         self.close()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        assert not self.closing, "write_eof after close"
+        self.eof = True
 
     def is_closing(self) -> bool:
         return self.closing
@@ -163,56 +172,6 @@ class FakeTransport:
     def _lose(self, exc: Exception | None) -> None:
         self.protocol.connection_lost(exc)
         self.lost.set()
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[bytes, bytes]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-    @property
-    def closes(self) -> bool:
-        return self.headers.get(b"connection") == b"close"
-
-
-def parse_replies(data: bytes, heads: Collection[int] = ()) -> list[Reply]:
-    """Split what the server wrote into responses. ``heads``: indices (among final, non-1xx
-    responses) that answer HEAD requests, so carry no body whatever their length says."""
-    assert b"Traceback" not in data and b"secret" not in data, data
-    replies: list[Reply] = []
-    final = 0
-    rest = bytes(data)
-    while rest:
-        block, sep, rest = rest.partition(b"\r\n\r\n")
-        assert sep, f"incomplete response head: {block!r}"
-        status_line, *lines = block.split(b"\r\n")
-        version, status, _ = status_line.split(b" ", 2)
-        assert version == b"HTTP/1.1", status_line
-        headers: dict[bytes, bytes] = {}
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            assert colon and name == name.strip() and name.lower() not in headers, line
-            headers[name.lower()] = value.strip()
-        code = int(status)
-        length = 0 if code < 200 or final in heads else int(headers[b"content-length"])
-        assert len(rest) >= length, f"short body: {rest!r}"
-        replies.append(Reply(code, headers, rest[:length]))
-        rest = rest[length:]
-        final += code >= 200
-    return replies
-
-
-def assert_json_error(reply: Reply, status: int) -> None:
-    assert reply.status == status
-    assert reply.headers[b"content-type"] == b"application/json"
-    payload = reply.json()
-    assert payload["success"] is False
-    assert isinstance(payload["error"], str) and payload["error"]
-    assert isinstance(payload["message"], str) and payload["message"]
 
 
 class Gates:
@@ -290,6 +249,12 @@ class Peer:
     def send(self, data: bytes) -> None:
         self.conn.data_received(data)
 
+    def send_eof(self) -> None:
+        """The client shuts its sending side; as a real transport does, close unless the
+        protocol asks to keep the connection half-open."""
+        if not self.conn.eof_received():
+            self.transport.close()
+
     async def settle(self) -> None:
         """Run until the connection has answered all it can (a handler held at a closed gate
         would make this wait forever: tests wait on ``gates.entered_`` instead)."""
@@ -325,6 +290,11 @@ class Peer:
     @property
     def closed(self) -> bool:
         return self.transport.closing
+
+    @property
+    def lingering(self) -> bool:
+        """The server said its last, shut its sending side, and discards what still comes."""
+        return self.transport.eof and not self.transport.closing
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -388,7 +358,7 @@ def test_nothing_after_connection_close_is_answered() -> None:
         replies = await peer.exchange(GET_HELLO_CLOSE + POST_ECHO + GARBAGE)
         assert [r.status for r in replies] == [200]
         assert peer.calls == ["hello"]  # the pipelined POST never reached the app
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 
@@ -516,7 +486,7 @@ def test_smuggling_attempts_get_400_and_close(request_bytes: bytes) -> None:
         peer = Peer()
         [reply] = await peer.exchange(request_bytes)
         assert_json_error(reply, 400)
-        assert reply.closes and peer.closed
+        assert reply.closes and peer.lingering
         assert peer.calls == []  # neither the request nor what it hid reached the app
 
     run(main)
@@ -539,7 +509,7 @@ def test_invalid_content_length_is_400(value: bytes) -> None:
         peer = Peer()
         [reply] = await peer.exchange(_post_with_length(value))
         assert_json_error(reply, 400)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -559,7 +529,7 @@ def test_transfer_codings_other_than_chunked_are_refused(coding: bytes, status: 
         peer = Peer()
         [reply] = await peer.exchange(_post_with_coding(coding))
         assert_json_error(reply, status)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -572,7 +542,7 @@ def test_http11_needs_exactly_one_host(request_bytes: bytes) -> None:
         peer = Peer()
         [reply] = await peer.exchange(request_bytes)
         assert_json_error(reply, 400)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -619,7 +589,7 @@ def test_target_the_url_parser_rejects_is_400_not_500() -> None:
         peer = Peer()
         [reply] = await peer.exchange(GET_BAD_TARGET)
         assert_json_error(reply, 400)
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 
@@ -651,7 +621,7 @@ def test_oversized_heads_are_refused(request_bytes: bytes, status: int, code: st
         [reply] = await peer.exchange(request_bytes)
         assert_json_error(reply, status)
         assert reply.json()["error"] == code
-        assert reply.closes and peer.closed and peer.calls == []
+        assert reply.closes and peer.lingering and peer.calls == []
 
     run(main)
 
@@ -669,7 +639,7 @@ def test_an_endless_header_line_is_cut_off() -> None:
         [reply] = peer.take()
         assert_json_error(reply, 431)
         assert sent <= LIMITS.max_header_bytes + 256
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 
@@ -679,7 +649,7 @@ def test_body_over_the_limit_by_content_length_is_refused_before_it_arrives() ->
         peer = Peer()
         [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)  # no body sent at all
         assert_json_error(reply, 413)
-        assert reply.closes and peer.closed and peer.calls == []
+        assert reply.closes and peer.lingering and peer.calls == []
 
     run(main)
 
@@ -689,7 +659,7 @@ def test_chunked_body_over_the_limit_is_refused() -> None:
         peer = Peer()
         [reply] = await peer.exchange(CHUNKED_TOO_LARGE)
         assert_json_error(reply, 413)
-        assert peer.closed and peer.calls == []
+        assert peer.lingering and peer.calls == []
 
     run(main)
 
@@ -703,6 +673,98 @@ def test_body_at_the_limit_is_accepted() -> None:
     run(main)
 
 
+# -- the lingering close and unsupported versions ------------------------------------------
+
+
+def test_a_refused_request_lingers_discarding_until_the_clients_eof() -> None:
+    async def main() -> None:
+        peer = Peer()
+        [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)
+        assert_json_error(reply, 413)
+        assert reply.closes and peer.lingering
+        peer.send(b"x" * 50 + GET_HELLO)  # the rest of the refused body: read, never parsed
+        await peer.settle()
+        assert peer.transport.data == b"" and peer.calls == [] and peer.lingering
+        peer.send_eof()
+        await peer.settle()
+        assert peer.closed and peer.conn.closed
+
+    run(main)
+
+
+def test_lingering_ends_at_its_deadline() -> None:
+    async def main() -> None:
+        peer = Peer()
+        await peer.exchange(LARGE_HEADER)
+        await peer.advance(LIMITS.lingering_time - 0.5)
+        assert peer.lingering
+        peer.send(b"y" * 100)  # a client still sending does not extend it
+        await peer.advance(0.5)
+        assert peer.closed
+
+    run(main)
+
+
+def test_lingering_reads_again_when_the_error_came_while_reading_was_paused() -> None:
+    async def main() -> None:
+        peer = Peer()  # max_pipelined=4
+        peer.send(GET_GATE_A + GET_HELLO * 5 + GARBAGE)
+        await peer.gates.entered_("a")
+        assert not peer.transport.reading
+        peer.gates.release("a")
+        await peer.settle()
+        assert [r.status for r in peer.take()] == [200] * 6 + [400]
+        assert peer.lingering and peer.transport.reading  # or the client's bytes would pile up
+
+    run(main)
+
+
+def test_shutdown_ends_lingering_at_once() -> None:
+    async def main() -> None:
+        peer = Peer()
+        await peer.exchange(GARBAGE)
+        assert peer.lingering
+        peer.conn.shutdown()
+        await peer.settle()
+        assert peer.closed
+
+    run(main)
+
+
+def test_a_timed_out_request_is_not_lingered_on() -> None:
+    # The client was too slow to send its request: waiting longer for it helps nobody.
+    async def main() -> None:
+        peer = Peer()
+        peer.send(POST_ECHO[:-3])
+        await peer.advance(LIMITS.request_timeout)
+        assert_json_error(peer.take()[0], 408)
+        assert peer.closed and not peer.transport.eof
+
+    run(main)
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        pytest.param(b"GET /hello HTTP/2.0", id="2.0"),
+        pytest.param(b"GET /hello HTTP/3.0", id="3.0"),
+        pytest.param(b"GET /hello HTTP/1.2", id="1.2"),
+        pytest.param(b"GET /hello HTTP/0.9", id="0.9"),
+        pytest.param(b"GET /hello", id="no-version"),
+        pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM", id="h2-preface"),
+    ],
+)
+def test_versions_other_than_1_0_and_1_1_get_505(request_line: bytes) -> None:
+    async def main() -> None:
+        peer = Peer()
+        [reply] = await peer.exchange(request_line + b"\r\nHost: test\r\n\r\n")
+        assert_json_error(reply, 505)
+        assert reply.json()["error"] == "http_version_not_supported"
+        assert reply.closes and peer.lingering and peer.calls == []
+
+    run(main)
+
+
 # -- garbage ------------------------------------------------------------------------------
 
 
@@ -711,7 +773,7 @@ def test_garbage_gets_400_json_and_close_and_the_next_connection_is_served() -> 
         peer = Peer()
         [reply] = await peer.exchange(GARBAGE)
         assert_json_error(reply, 400)
-        assert reply.closes and peer.closed
+        assert reply.closes and peer.lingering
         peer.send(GET_HELLO)  # bytes after the close are ignored, not parsed
         assert peer.transport.data == b""
         other = Peer(state=peer.state)
@@ -796,7 +858,7 @@ def test_idle_timer_waits_for_a_slow_handler() -> None:
         peer.send(GET_GATE_A)
         await peer.gates.entered_("a")
         await peer.tick(LIMITS.keepalive_timeout * 3)  # no timer runs while we are busy
-        assert not peer.conn.deadline_pending and not peer.closed
+        assert not peer.conn.deadline.pending and not peer.closed
         peer.gates.release("a")
         await peer.settle()
         assert [r.status for r in peer.take()] == [200]
@@ -959,7 +1021,7 @@ def test_expect_100_continue_with_a_body_too_large_gets_413_instead() -> None:
         peer = Peer()
         [reply] = await peer.exchange(EXPECT_TOO_LARGE)
         assert_json_error(reply, 413)
-        assert peer.closed
+        assert peer.lingering
 
     run(main)
 
@@ -1010,7 +1072,7 @@ def test_client_gone_mid_request_is_cleaned_up() -> None:
         await peer.settle()
         assert seen == ["http.request", "http.disconnect"]  # the second request never ran
         assert peer.transport.data == b""  # the late answer was dropped, without an error
-        assert peer.conn._timer is None and not peer.conn.deadline_pending
+        assert not peer.conn.deadline.armed and not peer.conn.deadline.pending
         assert peer.conn not in peer.state.connections
         assert peer.state.all_closed.is_set()
 
@@ -1073,7 +1135,7 @@ def test_connection_made_during_shutdown_is_closed() -> None:
 def test_repr_shows_state() -> None:
     async def main() -> None:
         peer = Peer()
-        expected = "<HttpConnection client=('127.0.0.1', 50000) queued=0 busy=False closed=False>"
+        expected = "<HttpConnection client=('127.0.0.1', 50000) idle queued=0 busy=False>"
         assert repr(peer.conn) == expected
 
     run(main)

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
+from ticketsys.http.models import ASGIApp
+
 log = logging.getLogger("ticketsys.server")
 
 
@@ -18,7 +20,7 @@ class Lifespan:
     awaitable ``startup()`` and ``shutdown()``. An app that does not speak lifespan (raises at
     once) is tolerated, as uvicorn's ``lifespan="auto"`` does."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

@@ -12,13 +12,11 @@ from collections.abc import Awaitable
 import pytest
 import uvloop
 
-from ticketsys.http.application import App, Receive, Scope, Send
-from ticketsys.http.lifespan import LifespanError
-from ticketsys.http.limits import ServerLimits
-from ticketsys.http.requests import Request
-from ticketsys.http.responses import Response, json_response
+from ticketsys.http.application import App
+from ticketsys.http.models import Receive, Request, Response, Scope, Send
+from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
-from ticketsys.http.runner import Server
+from ticketsys.http.server import LifespanError, Server, ServerLimits
 
 GET_HELLO = b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n"
 
