@@ -75,11 +75,11 @@ async def load(redis: Redis, scripts: Iterable[AsyncScript]) -> None:
 # command that failed after it was sent may still have run: no StoreUnavailable from here
 # claims otherwise (``unsent`` stays False), and nothing here depends on knowing.
 _MEANINGS: tuple[tuple[type[RedisError], str], ...] = (
-    (TimeoutError, "no answer within REDIS_TIMEOUT (the command may have run)"),
-    (BusyLoadingError, "still loading its data"),
-    (ConnectionError, "unreachable"),
-    (ReadOnlyError, "a read-only replica"),
-    (OutOfMemoryError, "out of memory (maxmemory)"),
+    (TimeoutError, "timed out"),
+    (BusyLoadingError, "is loading its data"),
+    (ConnectionError, "is unreachable"),
+    (ReadOnlyError, "is a read-only replica"),
+    (OutOfMemoryError, "is out of memory"),
     (ResponseError, "refused the command"),
     (RedisError, "failed"),
 )
