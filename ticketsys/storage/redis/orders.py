@@ -113,7 +113,7 @@ redis.call('HSET', '$ORDER' .. id, 'qty', ARGV[4], 'created_ms', ARGV[2], 'remai
   'state', '$PENDING', 'hold', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 if KEYS[3] then redis.call('SET', KEYS[3], id .. ':' .. ARGV[7], 'PX', ARGV[8]) end
-return order_reply(id)
+return {'ok', id, ARGV[4], ARGV[2], ARGV[5], '$PENDING', ARGV[6]}
 """)
 
 # KEYS[2]: pending orders. ARGV: order id, the state to settle it in.

@@ -132,22 +132,22 @@ redis.call('HSET', '$HOLD' .. id, 'qty', ARGV[3], 'expires_ms', ARGV[4], 'state'
   'remaining', available)
 redis.call('ZADD', due, ARGV[4], id)
 if KEYS[3] then redis.call('SET', KEYS[3], id .. ':' .. ARGV[6], 'PX', ARGV[7]) end
-return hold_reply(id)
+return {'ok', id, ARGV[3], ARGV[4], 'held', available, false}
 """)
 
 # ARGV: hold id, order id.
 _CONFIRM = _lua("""
 local hold = '$HOLD' .. ARGV[3]
-local h = redis.call('HMGET', hold, 'qty', 'state', 'order')
+local h = redis.call('HMGET', hold, 'qty', 'expires_ms', 'state', 'remaining', 'order')
 if not h[1] then return {'not_found'} end
-if h[2] == 'held' then
+if h[3] == 'held' then
   redis.call('HSET', hold, 'state', 'confirmed', 'order', ARGV[4])
   redis.call('ZREM', due, ARGV[3])
   take(tonumber(h[1]), 'held', 'sold')
-elseif h[2] ~= 'confirmed' or h[3] ~= ARGV[4] then
-  return {'unavailable', h[2], h[3]}
+elseif h[3] ~= 'confirmed' or h[5] ~= ARGV[4] then
+  return {'unavailable', h[3], h[5]}
 end
-return hold_reply(ARGV[3])
+return {'ok', ARGV[3], h[1], h[2], 'confirmed', h[4], ARGV[4]}
 """)
 
 # ARGV: hold id.
