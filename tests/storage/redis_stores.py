@@ -3,6 +3,10 @@ replica has its own."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from ticketsys.storage.redis import Redis, connect
 from ticketsys.storage.redis.orders import RedisOrders
 from ticketsys.storage.redis.stock import RedisStock
@@ -25,3 +29,7 @@ def stock(url: str, initial: int = 100, clock: Clock | None = None, key_ttl: flo
 
 def orders(url: str, clock: Clock | None = None, key_ttl: float = DAY) -> RedisOrders:
     return RedisOrders(client(url), clock=clock or Clock(), key_ttl=key_ttl)
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(main())

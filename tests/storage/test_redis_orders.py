@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
 
@@ -23,14 +21,10 @@ from ticketsys.ticket.checkout import HoldCheckout
 from ticketsys.vacancy.service import VacancyService
 
 from .engines import Clock
-from .redis_stores import client, orders, stock
+from .redis_stores import client, orders, run, stock
 
 HOLD = "0123456789abcdef" * 2
 OTHER_HOLD = "fedcba9876543210" * 2
-
-
-def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(main())
 
 
 async def opened(*stores: RedisOrders) -> None:

@@ -8,8 +8,6 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
 
@@ -29,11 +27,7 @@ from ticketsys.storage.redis.keys import HOLD, HOLD_KEY, HOLDS_DUE, ORDERS, STOC
 from ticketsys.storage.redis.stock import EXPIRY_BATCH, RedisStock
 
 from .engines import Clock
-from .redis_stores import client, stock
-
-
-def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(main())
+from .redis_stores import client, run, stock
 
 
 async def opened(*stores: RedisStock) -> None:
