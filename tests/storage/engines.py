@@ -3,18 +3,28 @@
 An ``Engine`` makes a store of one kind (``stock``: Vacancy's, or ``sale``: the monolith's)
 that is opened and closed on a given event loop; ``reopen`` closes it and opens a new object
 on the same data, as a restart does (the memory engine keeps its object: it has no restart).
+
+The Redis engine shares one redis-server, started at its first use and killed at exit; a
+store in a directory it has not seen yet starts on an emptied server (each directory is a
+new store), and reopening one is a new client on the same server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.redis_server import RedisServer
 from ticketsys.storage.fsync import FsyncPolicy
 from ticketsys.storage.memory import MemorySale, MemoryStock
+from ticketsys.storage.redis import connect
+from ticketsys.storage.redis.stock import RedisStock
 from ticketsys.storage.sqlite.database import Database
 from ticketsys.storage.sqlite.sale import SqliteSale
 from ticketsys.storage.sqlite.stock import SqliteStock
@@ -62,9 +72,40 @@ def _sqlite_sale(initial: int, clock: Clock, directory: Path) -> SqliteSale:
     return SqliteSale(Database(directory / "sale.db", "sale", FsyncPolicy.NO), initial, clock=clock)
 
 
+class _SharedRedis:
+    def __init__(self) -> None:
+        self.server: RedisServer | None = None
+        self.directory: Path | None = None  # the store the server holds now
+
+    def url_for(self, directory: Path) -> str:
+        if self.server is None:
+            self.server = RedisServer(Path(tempfile.mkdtemp(prefix="ticketsys-redis-")))
+            self.server.start()
+            atexit.register(self.stop)
+        if directory != self.directory:
+            self.server.flush()
+            self.directory = directory
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.kill()
+            shutil.rmtree(self.server.directory, ignore_errors=True)
+
+
+_redis = _SharedRedis()
+
+
+def _redis_stock(initial: int, clock: Clock, directory: Path) -> RedisStock:
+    # Timeouts far above a loopback round trip: a busy CI machine must not fail a step.
+    client = connect(_redis.url_for(directory), timeout=5.0, connect_timeout=1.0)
+    return RedisStock(client, initial, clock=clock)
+
+
 ENGINES = [
     Engine("memory-stock", "stock", lambda initial, clock, _: MemoryStock(initial, clock=clock), False),
     Engine("memory-sale", "sale", lambda initial, clock, _: MemorySale(initial, clock=clock), False),
     Engine("sqlite-stock", "stock", _sqlite_stock, True),
     Engine("sqlite-sale", "sale", _sqlite_sale, True),
+    Engine("redis-stock", "stock", _redis_stock, True),
 ]

@@ -1,4 +1,5 @@
-"""A Redis connection pool for stores that live in Redis, and the errors it may raise.
+"""The Redis engine: a connection pool for the stores that live in Redis, and its one error
+boundary.
 
 redis-py retries failed commands by default (three times, on connection errors and
 timeouts). A store command that timed out may have run, and repeating a non-idempotent one
@@ -7,25 +8,27 @@ could apply it twice, so retries are off here: callers repeat only what is safe 
 
 from __future__ import annotations
 
-import re
+import contextlib
+from collections.abc import Iterable, Iterator
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 from redis.maint_notifications import MaintNotificationsConfig
 
-__all__ = ["Redis", "RedisError", "connect", "never_sent"]
+from ticketsys.domain.errors import StoreUnavailable
 
-# redis-py's messages for the two failures that happen before a command is written: no free
-# connection in the pool within the timeout, and a connection that could not be opened.
-_UNSENT = re.compile(r"No connection available|Error .*connecting to")
-
-
-def never_sent(exc: RedisError) -> bool:
-    """Whether the command that failed with ``exc`` surely never reached Redis; if not, a
-    timeout or a dropped connection leaves it unknown whether it ran."""
-    return isinstance(exc, ConnectionError) and _UNSENT.match(str(exc)) is not None
+__all__ = ["Redis", "RedisError", "connect", "describe", "load", "store_errors"]
 
 
 def connect(url: str, *, timeout: float, connect_timeout: float, max_connections: int = 32) -> Redis:
@@ -52,3 +55,42 @@ def connect(url: str, *, timeout: float, connect_timeout: float, max_connections
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
+
+
+def describe(redis: Redis) -> str:
+    """Where ``redis`` connects, for messages (no password)."""
+    kwargs = redis.connection_pool.connection_kwargs
+    place = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+    return f"redis://{place}/{kwargs.get('db', 0)}"
+
+
+async def load(redis: Redis, scripts: Iterable[AsyncScript]) -> None:
+    """Load ``scripts`` at start-up, so that no request pays for it. (Each is run by
+    ``EVALSHA``; should Redis lose its script cache, a restart, redis-py loads it again.)"""
+    for script in scripts:
+        await redis.script_load(script.script)
+
+
+# What each redis-py error means for a store, most specific first (the first match wins). A
+# command that failed after it was sent may still have run: no StoreUnavailable from here
+# claims otherwise (``unsent`` stays False), and nothing here depends on knowing.
+_MEANINGS: tuple[tuple[type[RedisError], str], ...] = (
+    (TimeoutError, "timed out"),
+    (BusyLoadingError, "is loading its data"),
+    (ConnectionError, "is unreachable"),
+    (ReadOnlyError, "is a read-only replica"),
+    (OutOfMemoryError, "is out of memory"),
+    (ResponseError, "refused the command"),
+    (RedisError, "failed"),
+)
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Every redis-py error raised inside becomes ``StoreUnavailable`` (as httpcore's
+    ``map_exceptions``): the stores' callers never import redis-py."""
+    try:
+        yield
+    except RedisError as exc:
+        meaning = next(meaning for kind, meaning in _MEANINGS if isinstance(exc, kind))
+        raise StoreUnavailable(f"redis {meaning}: {exc}") from exc
