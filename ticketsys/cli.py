@@ -90,12 +90,17 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", dest="form")
     move = commands.add_parser(
         "move-to-redis",
-        help="copy the stock, orders and idempotency keys under DATA_DIR into an empty Redis",
-        description="Move a sale from the embedded journal store into Redis. Stop the services "
-        "using DATA_DIR first; then start them with STOCK_STORE set to the same URL.",
+        help="move a sale (stock, holds, orders, keys) from the SQLite stores into an empty Redis",
+        description="Move a sale whole from the SQLite stores into Redis, and mark the stores moved "
+        "so nothing serves them afterwards. Stop the services first; then start them with "
+        "STOCK_STORE set to the same URL. The monolith's sale.db is one store; in microservices "
+        "Vacancy's stock.db and Ticket's orders.db move together (--stock-dir, --orders-dir when "
+        "they live apart, as in compose).",
     )
-    move.add_argument("url", help="redis://host:port/db (must hold no stock yet)")
-    move.add_argument("--data-dir", help="the store's directory (DATA_DIR, default ./data)")
+    move.add_argument("url", help="redis://host:port/db (must hold no sale yet)")
+    move.add_argument("--data-dir", help="the stores' directory (DATA_DIR, default ./data)")
+    move.add_argument("--stock-dir", help="Vacancy's directory, if not DATA_DIR")
+    move.add_argument("--orders-dir", help="Ticket's directory, if not DATA_DIR")
     return root
 
 
@@ -108,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "orders":
         return export_orders(args.data_dir, args.since, args.form)
     if args.command == "move-to-redis":
-        return move_to_redis(args.url, args.data_dir)
+        return move_to_redis(args.url, args.data_dir, args.stock_dir, args.orders_dir)
     port_variable, mode, _ = SERVICES[args.command]
     overrides = {"DEPLOYMENT_MODE": mode.value}
     if args.host is not None:
@@ -257,10 +262,10 @@ def export_orders(data_dir: str | None, since: str | None, form: str) -> int:
     return 0
 
 
-def move_to_redis(url: str, data_dir: str | None) -> int:
-    from ticketsys.apps.migrate import MigrationRefused
-    from ticketsys.apps.migrate import move_to_redis as move
-    from ticketsys.storage.journal import StoreLocked
+def move_to_redis(url: str, data_dir: str | None, stock_dir: str | None, orders_dir: str | None) -> int:
+    from ticketsys.apps.move import MoveRefused
+    from ticketsys.apps.move import move_to_redis as move
+    from ticketsys.domain.errors import StoreRefused
     from ticketsys.storage.redis import RedisError
 
     try:
@@ -271,21 +276,23 @@ def move_to_redis(url: str, data_dir: str | None) -> int:
     if not settings.shared_store:
         print("ticketsys: move-to-redis: the target must be a redis:// or rediss:// URL", file=sys.stderr)
         return EXIT_CONFIG
+    stocks, orders = Path(stock_dir or settings.data_dir), Path(orders_dir or settings.data_dir)
     try:
         moved = asyncio.run(
             move(
-                Path(settings.data_dir),
+                stocks,
+                orders,
                 url,
                 timeout=max(settings.redis_timeout, 5.0),
                 key_ttl=settings.idempotency_ttl,
             )
         )
-    except (StoreLocked, MigrationRefused, RedisError) as exc:
+    except (StoreRefused, MoveRefused, RedisError) as exc:
         print(f"ticketsys: move-to-redis: {exc}", file=sys.stderr)
         return 1
     print(
-        f"moved {moved.available} of {moved.capacity} tickets, {moved.orders} orders and {moved.keys} "
-        f"idempotency keys from {settings.data_dir} to {url}; start the services with STOCK_STORE={url}"
+        f"moved {moved.available} of {moved.capacity} tickets, {moved.holds} holds, {moved.orders} orders "
+        f"and {moved.keys} idempotency keys to {url}; start the services with STOCK_STORE={url}"
     )
     return 0
 

@@ -130,7 +130,7 @@ def test_seed_walkthrough_on_redis(kind: str, tmp_path: Path, redis: Redis) -> N
                             qty,
                             remaining,
                         )
-                        assert order["created_at"].endswith("+00:00")
+                        assert order["created_at"].endswith("Z")
                 unknown = await http.get_json(other, "/api/v1/orders/0123456789abcdef01234567")
                 assert _is_error(unknown, 404, "order_not_found"), unknown
 

@@ -172,9 +172,9 @@ def test_a_dead_worker_stops_the_others(tmp_path: Path, redis: Redis) -> None:
         assert _port_is_free(monolith.port)
 
 
-@pytest.mark.parametrize("store", [None, "journal", "memory"])
+@pytest.mark.parametrize("store", [None, "sqlite", "memory"])
 def test_workers_need_a_shared_store(tmp_path: Path, store: str | None) -> None:
-    """The default store (journal) and memory: exit 2 before anything listens, saying why."""
+    """The default store (sqlite) and memory: exit 2 before anything listens, saying why."""
     env = _environment(tmp_path, **({"STOCK_STORE": store} if store else {}))
     port = free_port()
     result = subprocess.run(
@@ -188,6 +188,6 @@ def test_workers_need_a_shared_store(tmp_path: Path, store: str | None) -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     message = result.stderr.strip()
     assert "--workers 2 needs a shared store (STOCK_STORE=redis://...)" in message, message
-    assert f"with STOCK_STORE={store or 'journal'} each worker would hold its own stock" in message, message
+    assert f"with STOCK_STORE={store or 'sqlite'} each worker would hold its own stock" in message, message
     assert not (tmp_path / "data").exists(), "refused, yet it opened a store"
     assert _port_is_free(port)

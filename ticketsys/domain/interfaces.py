@@ -110,7 +110,7 @@ class StockStore(Protocol):
         ...
 
     async def restock(self, qty: int) -> int:
-        """Add ``qty`` to the capacity and the available tickets; ``OverRelease`` beyond
+        """Add ``qty`` to the capacity and the available tickets; ``InvalidQuantity`` beyond
         ``MAX_STOCK``."""
         ...
 
@@ -151,8 +151,9 @@ class OrderStore(Protocol):
         ...
 
     async def settle(self, record: OrderRecord, state: OrderState) -> OrderRecord:
-        """Mark a pending order confirmed or void (a void order's key is forgotten, so a retry
-        buys anew). Need not be durable: a pending order is settled again from Vacancy."""
+        """Mark a pending order confirmed or void. A void order's key stays bound to it (so the
+        same key with another body is still a conflict) until ``add`` rebinds it: a retry buys
+        anew. Need not be durable: a pending order is settled again from Vacancy."""
         ...
 
     async def pending(self, limit: int) -> list[OrderRecord]:

@@ -198,7 +198,6 @@ class MemoryOrders:
         self._clock = clock
         self._orders: dict[str, OrderRecord] = {}
         self._pending: dict[str, OrderRecord] = {}  # insertion order: oldest first
-        self._pending_keys: dict[str, str] = {}  # order id -> its key, while pending
         self._keys: KeyWindow[_Keyed] = KeyWindow(key_ttl)
         self._peer: str | None = None
 
@@ -219,13 +218,12 @@ class MemoryOrders:
         now = self._clock()
         if key is not None:
             seen = await self.recall(key, fingerprint)
-            if seen is not None:
+            if seen is not None and seen.state is not OrderState.VOID:
                 return seen
         record = OrderRecord(Order(new_id(), qty, now, remaining), OrderState.PENDING, hold_id)
         self._orders[record.order.order_id] = self._pending[record.order.order_id] = record
         if key is not None:
             self._keys.put(key, _Keyed(fingerprint, record.order.order_id), now)
-            self._pending_keys[record.order.order_id] = key
         return record
 
     async def settle(self, record: OrderRecord, state: OrderState) -> OrderRecord:
@@ -233,9 +231,6 @@ class MemoryOrders:
         settled = replace(self._orders[order_id], state=state)
         self._orders[order_id] = settled
         self._pending.pop(order_id, None)
-        key = self._pending_keys.pop(order_id, None)
-        if key is not None and state is OrderState.VOID:
-            self._keys.forget(key)
         return settled
 
     async def pending(self, limit: int) -> list[OrderRecord]:

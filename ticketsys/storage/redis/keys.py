@@ -20,7 +20,9 @@ The layout (``redis-cli`` reads it directly):
 - ``{ticketsys}:order:<id>``: hash per order (``qty``, ``created_ms``, ``remaining``,
   ``state``, ``hold``);
 - ``{ticketsys}:orders-pending``: sorted set of the pending orders by ``created_ms``;
-- ``{ticketsys}:order-key:<key>``: ``<order id>:<fingerprint>``, for ``IDEMPOTENCY_TTL``.
+- ``{ticketsys}:order-key:<key>``: ``<order id>:<fingerprint>``, for ``IDEMPOTENCY_TTL``;
+- ``{ticketsys}:moving``: set while ``ticketsys move-to-redis`` writes a sale in; no store
+  opens while it exists (the identity hashes, which make the sale servable, come last).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ ORDERS = f"{TAG}:orders"
 ORDER = f"{TAG}:order:"
 ORDERS_PENDING = f"{TAG}:orders-pending"
 ORDER_KEY = f"{TAG}:order-key:"
+
+MOVING = f"{TAG}:moving"
 
 # The ids this engine makes, and what the HTTP layer lets through (domain/wire.py): anything
 # else names no hold or order here, and never reaches Redis.

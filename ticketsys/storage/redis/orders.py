@@ -33,7 +33,16 @@ from redis.commands.core import AsyncScript
 from ticketsys.domain.errors import IdempotencyConflict, StoreRefused
 from ticketsys.domain.models import Order, OrderRecord, OrderState
 from ticketsys.storage.redis import Redis, describe, load, store_errors
-from ticketsys.storage.redis.keys import ORDER, ORDER_KEY, ORDERS, ORDERS_PENDING, STOCK, is_id, new_id
+from ticketsys.storage.redis.keys import (
+    MOVING,
+    ORDER,
+    ORDER_KEY,
+    ORDERS,
+    ORDERS_PENDING,
+    STOCK,
+    is_id,
+    new_id,
+)
 from ticketsys.storage.window import DAY
 
 log = logging.getLogger("ticketsys.storage")
@@ -65,7 +74,7 @@ end
 local function order_reply(id)
   local o = redis.call('HMGET', '$ORDER' .. id, 'qty', 'created_ms', 'remaining', 'state', 'hold')
   if not o[1] then return {'none'} end
-  return {'ok', id, o[1], o[2], o[3], o[4], o[5]}
+  return {'ok', id, o[1], o[2], o[3], o[4], o[5] or false}  -- no hold: a sale moved from a monolith
 end
 
 -- The order a key was bound to, if it still is: (id, nil), (nil, 'conflict') or (nil, nil).
@@ -151,6 +160,7 @@ return {'ok'}
 # Finds or creates the store. KEYS: identity, the stock. ARGV: a new store id, now (ms). A
 # stock hash without a kind is ticketsys 0.1's, whose orders this version does not read.
 _OPEN = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'moving'} end
 local found = redis.call('HMGET', KEYS[1], 'kind', 'store_id')
 if found[1] then return {'open', found[1], found[2]} end
 local stock = redis.call('HMGET', KEYS[2], 'kind', 'capacity')
@@ -181,9 +191,11 @@ class RedisOrders:
 
     async def open(self) -> None:
         with store_errors():
-            status, *found = await self._open(keys=[ORDERS, STOCK], args=[new_id(), self._now()])
+            status, *found = await self._open(keys=[ORDERS, STOCK, MOVING], args=[new_id(), self._now()])
             await load(self._redis, self._scripts)
         where = describe(self._redis)
+        if status == b"moving":
+            raise StoreRefused(f"{where}: a move-to-redis into this Redis did not finish: run it again")
         if status == b"legacy":
             raise StoreRefused(
                 f"{where}: {STOCK} is the stock of ticketsys 0.1, whose orders this version does "
@@ -286,4 +298,4 @@ def _record(reply: list[Any]) -> OrderRecord | None:
 def _found(reply: list[Any]) -> OrderRecord:
     _, order_id, qty, created_ms, remaining, state, hold = reply
     order = Order(order_id.decode(), int(qty), int(created_ms) / 1000, int(remaining))
-    return OrderRecord(order, _STATES[state], hold.decode())
+    return OrderRecord(order, _STATES[state], hold.decode() if hold else None)

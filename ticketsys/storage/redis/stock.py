@@ -46,7 +46,7 @@ from ticketsys.domain.errors import (
 )
 from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Stock
 from ticketsys.storage.redis import Redis, describe, load, store_errors
-from ticketsys.storage.redis.keys import HOLD, HOLD_KEY, HOLDS_DUE, ORDERS, STOCK, is_id, new_id
+from ticketsys.storage.redis.keys import HOLD, HOLD_KEY, HOLDS_DUE, MOVING, ORDERS, STOCK, is_id, new_id
 from ticketsys.storage.window import DAY
 
 log = logging.getLogger("ticketsys.storage")
@@ -169,13 +169,17 @@ _SELL = _lua("""
 local available = redis.call('HGET', stock, 'available')
 if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
 redis.call('HINCRBY', stock, 'sold', ARGV[3])
+redis.call('HINCRBY', stock, 'sold_direct', ARGV[3])
 return {'ok', redis.call('HINCRBY', stock, 'available', '-' .. ARGV[3])}
 """)
 
+# Only what was sold outside holds: the tickets of a confirmed hold stand on an order.
 _UNSELL = _lua("""
-local s = redis.call('HMGET', stock, 'available', 'sold')
-if tonumber(ARGV[3]) > tonumber(s[2]) then return {'over_release', s[1], s[2]} end
+local s = redis.call('HMGET', stock, 'available', 'sold_direct')
+local direct = tonumber(s[2]) or 0
+if tonumber(ARGV[3]) > direct then return {'over_release', s[1], direct} end
 redis.call('HINCRBY', stock, 'sold', '-' .. ARGV[3])
+redis.call('HINCRBY', stock, 'sold_direct', '-' .. ARGV[3])
 return {'ok', redis.call('HINCRBY', stock, 'available', ARGV[3])}
 """)
 
@@ -193,13 +197,14 @@ return {'ok', redis.call('HINCRBY', stock, 'available', ARGV[3])}
 # identity); orders with a peer but no stock mean this Redis lost the stock their tickets
 # were sold from: neither is seeded over.
 _OPEN = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'moving'} end
 local found = redis.call('HMGET', KEYS[1], 'kind', 'store_id')
 if found[1] then return {'open', found[1], found[2]} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'legacy'} end
 local peer = redis.call('HGET', KEYS[2], 'peer')
 if peer then return {'orphaned', peer} end
 redis.call('HSET', KEYS[1], 'kind', 'stock', 'store_id', ARGV[1], 'created_ms', ARGV[2],
-  'initial', ARGV[3], 'capacity', ARGV[3], 'available', ARGV[3], 'held', 0, 'sold', 0)
+  'initial', ARGV[3], 'capacity', ARGV[3], 'available', ARGV[3], 'held', 0, 'sold', 0, 'sold_direct', 0)
 return {'created', 'stock', ARGV[1]}
 """
 
@@ -232,9 +237,11 @@ class RedisStock:
     async def open(self) -> None:
         with store_errors():
             args: list[str | int] = [new_id(), self._now(), self.initial]
-            status, *found = await self._open(keys=[STOCK, ORDERS], args=args)
+            status, *found = await self._open(keys=[STOCK, ORDERS, MOVING], args=args)
             await load(self._redis, self._scripts)
         where = describe(self._redis)
+        if status == b"moving":
+            raise StoreRefused(f"{where}: a move-to-redis into this Redis did not finish: run it again")
         if status == b"legacy":
             raise StoreRefused(
                 f"{where}: {STOCK} is the stock of ticketsys 0.1 (no holds, no store identity), "

@@ -73,6 +73,7 @@ class Database:
         self.fsync = fsync
         self.identity: Identity | None = None
         self.damaged: str | None = None  # why the store stopped taking changes, if it did
+        self._moving_to: str | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock_fd = -1
         self._log_fd = -1
@@ -87,10 +88,11 @@ class Database:
 
     # -- opening ------------------------------------------------------------------------------
 
-    def open(self, capacity: int | None) -> Identity:
+    def open(self, capacity: int | None, *, moving_to: str | None = None) -> Identity:
         """Lock, check and open the store, creating it with ``capacity`` if it does not exist
         (``None``: it must exist). Raises ``StoreRefused`` with one line when the store cannot
-        prove its state."""
+        prove its state. ``moving_to``: a move to that URL may resume on a store it marked."""
+        self._moving_to = moving_to
         if capacity is None and not self.path.exists():
             raise StoreRefused(f"{self.path}: no store here")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,7 @@ class Database:
                 f"{self.path} is a {identity['kind']} store, not a {self.kind} store "
                 f"(made by {schema.MADE_BY[identity['kind']]})"
             )
-        if identity["moved_to"]:
+        if identity["moved_to"] and identity["moved_to"] != self._moving_to:
             raise StoreRefused(
                 f"{self.path} was moved to {identity['moved_to']}: serve the sale from there "
                 f"(STOCK_STORE={identity['moved_to']})"
@@ -408,6 +410,11 @@ class Database:
             raise StoreUnavailable(f"{self.path}: could not close cleanly: {exc}") from exc
         finally:
             self._close_files()
+
+    def mark_moved(self, url: str) -> None:
+        """Record that the sale now lives at ``url``: no service opens this store again."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE identity SET moved_to = ?", (url,))
 
     @property
     def connection(self) -> sqlite3.Connection:
