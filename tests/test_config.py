@@ -104,8 +104,8 @@ def test_vacancy_url_may_list_replicas() -> None:
 
 def test_stock_store_accepts_redis_urls() -> None:
     assert _load({"STOCK_STORE": "redis://cache:6379/2"}).shared_store
-    assert not _load({"STOCK_STORE": "journal"}).shared_store
-    for bad in ("redis://", "redis://h/x", "sqlite"):
+    assert not _load({"STOCK_STORE": "sqlite"}).shared_store
+    for bad in ("redis://", "redis://h/x", "journal", "postgres"):
         with pytest.raises(ConfigError, match="STOCK_STORE"):
             _load({"STOCK_STORE": bad})
 
