@@ -48,7 +48,7 @@ async def _each_unavailable_promptly(
         stock.confirm(hold_id, order_id),
         stock.stock(),
         stock.ping(),
-        orders.add(1, 99, hold_id, "k2", "qty=1"),
+        orders.add(1, "k2", "qty=1", hold_id=hold_id),
         orders.get(order_id),
         orders.ping(),
     ]
@@ -63,7 +63,7 @@ def test_redis_killed_then_restarted(tmp_path: Path) -> None:
     async def main(server: RedisServer) -> None:
         stock, orders = await _opened(server, Clock())
         hold = await stock.hold(5, 30)
-        record = await orders.add(5, hold.remaining, hold.hold_id, "k", "qty=5")
+        record = await orders.add(5, "k", "qty=5", hold_id=hold.hold_id)
         await asyncio.gather(*(stock.stock() for _ in range(8)))  # 8 pooled connections
         server.kill()
         await _each_unavailable_promptly(stock, orders, hold.hold_id, record.order.order_id)

@@ -42,9 +42,9 @@ def test_add_records_a_pending_order_any_replica_reads(redis_url: str) -> None:
         clock = Clock()
         one, two = orders(redis_url, clock), orders(redis_url, clock)
         await opened(one, two)
-        record = await one.add(2, 98, HOLD, None, "qty=2")
+        record = await one.add(2, None, "qty=2", hold_id=HOLD)
         assert re.fullmatch(ID_PATTERN, record.order.order_id)
-        assert record == OrderRecord(Order(record.order.order_id, 2, clock(), 98), OrderState.PENDING, HOLD)
+        assert record == OrderRecord(Order(record.order.order_id, 2, clock(), 0), OrderState.PENDING, HOLD)
         assert await two.get(record.order.order_id) == record
         for unknown in ("0" * 32, "x", "", "*"):
             assert await two.get(unknown) is None
@@ -58,14 +58,14 @@ def test_a_key_recalls_its_order_and_refuses_another_request(redis_url: str) -> 
         one, two = orders(redis_url), orders(redis_url)
         await opened(one, two)
         assert await one.recall("k", "qty=2") is None
-        record = await one.add(2, 98, HOLD, "k", "qty=2")
+        record = await one.add(2, "k", "qty=2", hold_id=HOLD)
         assert await two.recall("k", "qty=2") == record
         with pytest.raises(IdempotencyConflict):
             await two.recall("k", "qty=3")
         with pytest.raises(IdempotencyConflict):
-            await two.add(3, 97, OTHER_HOLD, "k", "qty=3")
+            await two.add(3, "k", "qty=3", hold_id=OTHER_HOLD)
         # Another replica recording the same key gets the first order back: one order.
-        assert await two.add(2, 98, HOLD, "k", "qty=2") == record
+        assert await two.add(2, "k", "qty=2", hold_id=HOLD) == record
         assert await one.pending(10) == [record]
         await closed(one, two)
 
@@ -78,7 +78,7 @@ def test_two_replicas_racing_one_key_record_one_order(redis_url: str) -> None:
         await opened(*replicas)
         for attempt in range(50):
             key = f"race-{attempt}"
-            records = await asyncio.gather(*(r.add(1, 99, HOLD, key, "qty=1") for r in replicas))
+            records = await asyncio.gather(*(r.add(1, key, "qty=1", hold_id=HOLD) for r in replicas))
             assert records[0] == records[1]
         assert len(await replicas[0].pending(1000)) == 50
         await closed(*replicas)
@@ -90,8 +90,8 @@ def test_settle_confirms_or_voids_a_pending_order_once(redis_url: str) -> None:
     async def main() -> None:
         store = orders(redis_url)
         await store.open()
-        sold = await store.add(1, 99, HOLD, "a", "qty=1")
-        lost = await store.add(2, 97, OTHER_HOLD, "b", "qty=2")
+        sold = await store.add(1, "a", "qty=1", hold_id=HOLD)
+        lost = await store.add(2, "b", "qty=2", hold_id=OTHER_HOLD)
         confirmed = await store.settle(sold, OrderState.CONFIRMED)
         assert confirmed == OrderRecord(sold.order, OrderState.CONFIRMED, HOLD)
         void = await store.settle(lost, OrderState.VOID)
@@ -118,11 +118,11 @@ def test_a_key_whose_order_is_void_is_bound_to_the_new_order(redis_url: str) -> 
     async def main() -> None:
         store = orders(redis_url)
         await store.open()
-        first = await store.add(1, 99, HOLD, "k", "qty=1")
+        first = await store.add(1, "k", "qty=1", hold_id=HOLD)
         await store.settle(first, OrderState.VOID)
         with pytest.raises(IdempotencyConflict):  # still the key of that request
-            await store.add(2, 98, OTHER_HOLD, "k", "qty=2")
-        retry = await store.add(1, 98, OTHER_HOLD, "k", "qty=1")
+            await store.add(2, "k", "qty=2", hold_id=OTHER_HOLD)
+        retry = await store.add(1, "k", "qty=1", hold_id=OTHER_HOLD)
         assert retry.order.order_id != first.order.order_id and retry.state is OrderState.PENDING
         assert await store.recall("k", "qty=1") == retry
         assert (await store.get(first.order.order_id) or first).state is OrderState.VOID
@@ -139,7 +139,7 @@ def test_pending_lists_the_oldest_first_reading_only_them(redis_url: str) -> Non
         await store.open()
         made = []
         for qty in range(1, 6):
-            made.append(await store.add(qty, 100 - qty, HOLD, None, f"qty={qty}"))
+            made.append(await store.add(qty, None, f"qty={qty}", hold_id=HOLD))
             clock.advance(0.01)
         await store.settle(made[1], OrderState.CONFIRMED)
         await store.settle(made[3], OrderState.VOID)
@@ -158,7 +158,7 @@ def test_purchase_keys_live_key_ttl(redis_url: str) -> None:
         store = orders(redis_url, key_ttl=0.2)
         raw = client(redis_url)
         await store.open()
-        first = await store.add(1, 99, HOLD, "k", "qty=1")
+        first = await store.add(1, "k", "qty=1", hold_id=HOLD)
         assert 0 < await raw.pttl(ORDER_KEY + "k") <= 200
         deadline = time.monotonic() + 5
         while await raw.exists(ORDER_KEY + "k") and time.monotonic() < deadline:
@@ -200,7 +200,7 @@ def test_an_emptied_redis_is_unavailable_never_an_empty_order_book(redis_url: st
         store = orders(redis_url)
         raw = client(redis_url)
         await store.open()
-        record = await store.add(1, 99, HOLD, "k", "qty=1")
+        record = await store.add(1, "k", "qty=1", hold_id=HOLD)
         await raw.flushall()
         for call in (
             store.get(record.order.order_id),
@@ -241,10 +241,11 @@ def test_hold_checkout_on_redis_replicas_sells_once_per_key(redis_server: RedisS
         url = redis_server.url
         replicas: list[HoldCheckout] = []
         stores: list[RedisStock | RedisOrders] = []
+        clock = Clock()
         for _ in range(2):
-            stock_store, order_store = stock(url, 1000), orders(url)
+            stock_store, order_store = stock(url, 1000, clock), orders(url, clock)
             vacancy = LocalVacancyClient(VacancyService(stock_store, max_qty=10))
-            checkout = HoldCheckout(vacancy, order_store, purchase_ttl=30)
+            checkout = HoldCheckout(vacancy, order_store, purchase_ttl=30, clock=clock)
             await stock_store.open()
             await order_store.open()
             await checkout.open()

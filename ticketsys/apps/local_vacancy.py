@@ -21,6 +21,9 @@ class LocalVacancyClient:
     async def hold(self, qty: int, ttl: float, key: str | None = None) -> Hold:
         return await self._service.hold(qty, ttl, key)
 
+    async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
+        return await self._service.sell_hold(qty, expires_at, order_id)
+
     async def get_hold(self, hold_id: str) -> Hold:
         return await self._service.get_hold(hold_id)
 

@@ -201,8 +201,8 @@ def _commands(
     orders = IdCodec(orders_db.identity.secret, b"order")
     conn = orders_db.connection
     order_ids: dict[int, str] = {}
-    for seq, secret, qty, created_ms, remaining, state, hold in conn.execute(
-        "SELECT seq, secret, qty, created_ms, remaining, state, hold FROM orders"
+    for seq, secret, qty, created_ms, remaining, state, hold, expires_ms in conn.execute(
+        "SELECT seq, secret, qty, created_ms, remaining, state, hold, expires_ms FROM orders"
     ):
         order_id = order_ids[seq] = orders.encode(seq, secret)
         fields = {
@@ -213,6 +213,8 @@ def _commands(
         }
         if hold is not None:
             fields["hold"] = hold.hex()
+        if expires_ms is not None:
+            fields["expires_ms"] = expires_ms
         yield "orders", _hset(ORDER + order_id, fields)
         if state == OrderState.PENDING:
             yield "pending", _zadd(ORDERS_PENDING, order_id, created_ms)

@@ -32,6 +32,11 @@ class VacancyClient(Protocol):
         A repeated ``key`` returns the hold it made first, in whatever state it is now."""
         ...
 
+    async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
+        """A hold of ``qty`` sold to ``order_id`` at once; see ``StockStore.sell_hold``. The
+        order id is its key: repeating the call answers the hold it made."""
+        ...
+
     async def get_hold(self, hold_id: str) -> Hold:
         """``HoldNotFound`` for an unknown id."""
         ...
@@ -84,6 +89,15 @@ class StockStore(Protocol):
         """Move ``qty`` from available to held until now + ``ttl``; ``SoldOut`` (nothing held)
         if fewer are available. With ``key``: a repeat returns the first hold, whatever its
         state now; ``IdempotencyConflict`` if it was made with another ``fingerprint``."""
+        ...
+
+    async def sell_hold(self, qty: int, expires_at: float, key: str, order_id: str) -> Hold:
+        """A hold made and confirmed to ``order_id`` in one step: ``qty`` from available to
+        sold, if it happens before ``expires_at`` (seconds since the epoch). The key decides
+        first: a repeat returns the hold it made (confirmed to its order), whenever it
+        comes. Without one made, ``HoldUnavailable`` (expired) once ``expires_at`` has
+        passed, so no repeat can sell after that; ``SoldOut`` if too few are available.
+        This is a purchase across processes in one round trip (ticket/checkout.py)."""
         ...
 
     async def get_hold(self, hold_id: str) -> Hold: ...
@@ -143,17 +157,32 @@ class OrderStore(Protocol):
         ...
 
     async def add(
-        self, qty: int, remaining: int, hold_id: str, key: str | None, fingerprint: str
+        self,
+        qty: int,
+        key: str | None,
+        fingerprint: str,
+        *,
+        hold_id: str | None = None,
+        expires_at: float | None = None,
     ) -> OrderRecord:
-        """Record a pending order standing on ``hold_id``, as durably as the store promises,
-        and return the order on record for ``key``: the new one, or the one another process
-        recorded first with the same key. ``StoreUnavailable`` if it may not be recorded."""
+        """Record a pending order, standing on ``hold_id`` or on a sale valid until
+        ``expires_at``, as durably as the store promises, and return the order on record
+        for ``key``: the new one, or the one another process recorded first with the same
+        key (a void one is replaced). ``StoreUnavailable`` if it may not be recorded."""
         ...
 
-    async def settle(self, record: OrderRecord, state: OrderState) -> OrderRecord:
-        """Mark a pending order confirmed or void. A void order's key stays bound to it (so the
-        same key with another body is still a conflict) until ``add`` rebinds it: a retry buys
-        anew. Need not be durable: a pending order is settled again from Vacancy."""
+    async def settle(
+        self,
+        record: OrderRecord,
+        state: OrderState,
+        *,
+        hold_id: str | None = None,
+        remaining: int | None = None,
+    ) -> OrderRecord:
+        """Mark a pending order confirmed (sold on ``hold_id``, ``remaining`` left after it) or
+        void. A void order's key stays bound to it (so the same key with another body is still
+        a conflict) until ``add`` rebinds it: a retry buys anew. Need not be durable: a
+        pending order is settled again from Vacancy."""
         ...
 
     async def pending(self, limit: int) -> list[OrderRecord]:

@@ -71,12 +71,23 @@ class OrderState(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class OrderRecord:
+    """An order as Ticket keeps it. A pending order stands either on a hold made earlier
+    (``hold_id``: a buyer's hold being confirmed) or on a sale Ticket asked Vacancy for,
+    valid until ``expires_at`` (a purchase: the hold is made already sold, see
+    ticket/checkout.py); once confirmed, ``hold_id`` names the hold it was sold on."""
+
     order: Order
     state: OrderState
-    hold_id: str | None  # the hold it stands on (None: sold without a hold)
+    hold_id: str | None = None
+    expires_at: float | None = None
 
 
 PURCHASE_MESSAGE = "Purchase successful!"
+
+
+def sale_fingerprint(qty: int, order_id: str) -> str:
+    """What a hold sold at once (``sell_hold``) is remembered by under its key."""
+    return f"sold:{qty}:{order_id}"
 
 
 def check_quantity(qty: int, max_qty: int) -> int:

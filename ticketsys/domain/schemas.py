@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ticketsys.domain.wire import is_id
+from ticketsys.domain.wire import WireError, is_id, parse_rfc3339
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.models import Request
 from ticketsys.http.requests import int_field, json_object
@@ -74,6 +74,18 @@ STOCK: dict[str, Any] = {
         "capacity": {"type": "integer", "minimum": 0, "description": "every ticket of the sale"},
     },
 }
+
+
+def sale_body(maximum: int, max_ttl: float) -> dict[str, Any]:
+    """Vacancy's hold body: a plain hold, or one made sold at once to ``order_id`` while
+    ``expires_at`` has not passed (Ticket's purchases; the order id is the sale's key)."""
+    sale = qty_body(maximum)
+    sale["required"] = ["qty", "order_id", "expires_at"]
+    sale["properties"]["order_id"] = {**_ID, "description": "sell the hold at once to this order"}
+    sale["properties"]["expires_at"] = {**_EXPIRES, "description": "sell only until then"}
+    plain = hold_body(maximum, max_ttl)
+    plain["not"] = {"required": ["order_id"]}
+    return {"oneOf": [plain, sale], "description": "a hold, or a hold sold at once to an order"}
 
 
 def hold_body(maximum: int, max_ttl: float) -> dict[str, Any]:
@@ -229,6 +241,25 @@ def read_hold(request: Request, max_qty: int) -> tuple[int, float | None]:
     if "ttl" in data and type(ttl) not in (int, float):  # null is not a number either
         raise HTTPError(422, "invalid_field", "'ttl' must be a number of seconds", extra={"field": "ttl"})
     return qty, ttl
+
+
+def read_sale(request: Request, max_qty: int) -> tuple[int, float, str] | None:
+    """``{"qty": n, "expires_at": time, "order_id": id}``, a hold made sold at once (Ticket's
+    purchases), or None for a plain hold's body (no ``order_id``)."""
+    data = json_object(request)
+    if "order_id" not in data:
+        return None
+    qty = int_field(data, "qty", minimum=1, maximum=max_qty)
+    order_id = data["order_id"]
+    if not isinstance(order_id, str) or not is_id(order_id):
+        raise HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
+    try:
+        expires_at = parse_rfc3339(data.get("expires_at"))
+    except WireError:
+        raise HTTPError(
+            422, "invalid_field", "'expires_at' must be an RFC 3339 time", extra={"field": "expires_at"}
+        ) from None
+    return qty, expires_at, order_id
 
 
 def read_order_id(request: Request) -> str:

@@ -23,7 +23,16 @@ from ticketsys.domain.errors import (
     OverRelease,
     SoldOut,
 )
-from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Order, OrderRecord, OrderState, Stock
+from ticketsys.domain.models import (
+    MAX_STOCK,
+    Hold,
+    HoldState,
+    Order,
+    OrderRecord,
+    OrderState,
+    Stock,
+    sale_fingerprint,
+)
 from ticketsys.storage.window import DAY, KeyWindow
 
 Clock = Callable[[], float]
@@ -88,6 +97,25 @@ class MemoryStock:
         heapq.heappush(self._due, (hold.expires_at, hold.hold_id))
         if key is not None:
             self._keys.put(key, _Keyed(fingerprint, hold.hold_id), now)
+        return hold
+
+    async def sell_hold(self, qty: int, expires_at: float, key: str, order_id: str) -> Hold:
+        now = self._clock()
+        self._expire_due(now)
+        seen = self._keys.get(key, now)
+        if seen is not None:
+            if seen.fingerprint != sale_fingerprint(qty, order_id):
+                raise IdempotencyConflict(key)
+            return self._holds[seen.ref]
+        if expires_at <= now:
+            raise HoldUnavailable("", HoldState.EXPIRED)
+        if qty > self._available:
+            raise SoldOut(qty, self._available)
+        self._available -= qty
+        self._sold += qty
+        hold = Hold(new_id(), qty, expires_at, HoldState.CONFIRMED, self._available, order_id)
+        self._put(hold)
+        self._keys.put(key, _Keyed(sale_fingerprint(qty, order_id), hold.hold_id), now)
         return hold
 
     async def confirm(self, hold_id: str, order_id: str) -> Hold:
@@ -213,22 +241,40 @@ class MemoryOrders:
         return self._orders[seen.ref]
 
     async def add(
-        self, qty: int, remaining: int, hold_id: str, key: str | None, fingerprint: str
+        self,
+        qty: int,
+        key: str | None,
+        fingerprint: str,
+        *,
+        hold_id: str | None = None,
+        expires_at: float | None = None,
     ) -> OrderRecord:
         now = self._clock()
         if key is not None:
             seen = await self.recall(key, fingerprint)
             if seen is not None and seen.state is not OrderState.VOID:
                 return seen
-        record = OrderRecord(Order(new_id(), qty, now, remaining), OrderState.PENDING, hold_id)
+        order = Order(new_id(), qty, now, 0)
+        record = OrderRecord(order, OrderState.PENDING, hold_id, expires_at)
         self._orders[record.order.order_id] = self._pending[record.order.order_id] = record
         if key is not None:
             self._keys.put(key, _Keyed(fingerprint, record.order.order_id), now)
         return record
 
-    async def settle(self, record: OrderRecord, state: OrderState) -> OrderRecord:
+    async def settle(
+        self,
+        record: OrderRecord,
+        state: OrderState,
+        *,
+        hold_id: str | None = None,
+        remaining: int | None = None,
+    ) -> OrderRecord:
         order_id = record.order.order_id
-        settled = replace(self._orders[order_id], state=state)
+        stored = self._orders[order_id]
+        if stored.state is not OrderState.PENDING:
+            return stored
+        order = stored.order if remaining is None else replace(stored.order, remaining=remaining)
+        settled = replace(stored, order=order, state=state, hold_id=hold_id or stored.hold_id)
         self._orders[order_id] = settled
         self._pending.pop(order_id, None)
         return settled

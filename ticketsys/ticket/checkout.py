@@ -7,36 +7,40 @@ both or neither; no hold is needed.
 ``HoldCheckout`` (Ticket in microservices): Vacancy owns the stock, Ticket the orders, and no
 write spans both. A purchase is:
 
-1. **hold** ``qty`` at Vacancy for ``PURCHASE_HOLD_TTL`` seconds;
-2. **record** the order at Ticket, *pending*, naming the hold, durably (commit, and fsync
-   under ``FSYNC=always``) before going on;
-3. **confirm** the hold at Vacancy *to that order id*;
-4. **settle** the order confirmed, and answer the buyer.
+1. **record** the order at Ticket, *pending*, with the instant ``expires_at`` (now +
+   ``PURCHASE_HOLD_TTL``) until which it may be sold, durably (committed, and fsynced under
+   ``FSYNC=always``) before going on;
+2. **hold and confirm** at Vacancy in one request (``sell_hold``): a hold of ``qty`` made
+   already sold *to that order id*, under a key derived from it, refused once ``expires_at``
+   has passed;
+3. **settle** the order confirmed (with the hold and what is left), and answer the buyer.
 
-Why no ticket is sold twice or lost, whatever dies when. Vacancy's state of the hold is the
-truth; Ticket's order state only caches it. Tickets are sold only by step 3, and step 3 names
-an order that step 2 had already recorded: so every sold ticket has an order on record. A
-hold that is never confirmed expires by itself and its tickets go back on sale: a crash or a
-lost answer before step 3 strands nothing. Vacancy refuses to confirm a hold past its
-``expires_at`` (it expires due holds before any decision), and an expired hold never becomes
-confirmed: so an order can only be *confirmed* if its hold was confirmed in time, and a
-recorded order and an expired hold never coexist as a sale. An order whose hold expired, was
-released or was sold to another order is *void*: nothing was sold to it, and it is never
-shown. A pending order is settled by reading its hold at Vacancy (``settle_pending``, which
-never changes Vacancy's state, so it cannot race a confirm in flight): confirmed to it ->
-confirmed; anything else but still held -> wait. After a crash between steps 3 and 4 the
-order is pending while its tickets are sold; reading the hold settles it.
+A buyer's own hold (``POST /api/v1/holds``, then confirm) takes the longer road: the hold is
+made first; confirming it records the order pending, naming the hold, then confirms the hold
+to it (``confirm``), then settles.
 
-Each interleaving, with what each side ends with:
+Why no ticket is sold twice or lost, whatever dies when. Vacancy's state is the truth; Ticket's
+order state only caches it. Tickets are sold only by step 2 (or a confirm), which names an
+order already on record at Ticket: every sold ticket has its order. An order is *confirmed*
+only after Vacancy said it sold it. A pending order is settled by repeating its step 2 with
+the same key, but only once ``expires_at`` (plus a margin for clock skew) has passed: the key
+answers the hold that step 2 made, if it made one (then the order is confirmed), and without
+one Vacancy refuses, because the time has passed, and forever after (then the order is *void*:
+nothing was sold to it, and it is never shown). A pending order on a buyer's hold is settled
+by reading the hold (confirmed to it, or ended). Nothing is ever held on a purchase's behalf,
+so a crash strands no ticket; a buyer's hold that is never confirmed expires by itself.
 
-- dies before 1, or 1 is lost: nothing held, or a hold that expires; no order.
-- dies after 1, before 2 (or 2 fails): a hold that expires; no order (or a pending order
-  that settles void: its hold expires or is released).
-- dies after 2, before 3: a pending order, a held hold -> the hold expires -> void.
-- 3 arrives after the expiry (Ticket stalled): Vacancy refuses it -> void, the buyer gets 503.
-- 3 is lost, or its answer is: pending; the hold is confirmed or expires -> settled either
-  way by reading it.
-- dies after 3, before 4: pending; its hold is confirmed -> settled confirmed.
+Each interleaving of a purchase, with what each side ends with:
+
+- dies before 1, or 1 fails: nothing recorded, nothing sold.
+- dies after 1, before 2 is sent, or 2 is lost on the way: a pending order -> after
+  ``expires_at`` the repeat is refused -> void; nothing sold.
+- 2 arrives after ``expires_at`` (Ticket stalled, Vacancy frozen and thawed late): refused ->
+  void; the buyer got 503 and nothing was sold.
+- 2 sold but its answer is lost (timeout, dead peer): pending -> the repeat answers the hold
+  -> confirmed (the buyer got 503: a retry with the same key answers that order).
+- dies after 2, before 3: pending -> the repeat answers the hold -> confirmed.
+- 2 sold out: void at once, 409.
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
-from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, StoreRefused, VacancyUnavailable
+from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, SoldOut, StoreRefused, VacancyUnavailable
 from ticketsys.domain.interfaces import OrderStore, SaleStore, VacancyClient
 from ticketsys.domain.models import HoldState, Order, OrderRecord, OrderState
 
@@ -54,6 +60,10 @@ log = logging.getLogger("ticketsys.ticket")
 
 # Pending orders are settled in rounds of this many, once a second.
 SETTLE_BATCH = 100
+# A purchase's pending order is settled this long after its expires_at: the hosts' clocks may
+# differ by about this much (NTP keeps them well within it), and a request may still sit in a
+# socket buffer. Until then its step 2 might still sell, and reading could not say.
+SETTLE_MARGIN = 5.0
 
 
 class Checkout(Protocol):
@@ -104,9 +114,16 @@ class StoreCheckout:
 
 class HoldCheckout:
     def __init__(
-        self, vacancy: VacancyClient, orders: OrderStore, purchase_ttl: float, *, vacancy_url: str = ""
+        self,
+        vacancy: VacancyClient,
+        orders: OrderStore,
+        purchase_ttl: float,
+        *,
+        vacancy_url: str = "",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.vacancy = vacancy
+        self._clock = clock
         self.orders = orders
         self.purchase_ttl = purchase_ttl
         self._vacancy_url = vacancy_url
@@ -114,7 +131,6 @@ class HoldCheckout:
         self._peer_checked = False
         self.mismatch: str | None = None  # why this Ticket refuses Vacancy's store, if it does
         self._settler: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def store_id(self) -> str:
@@ -131,23 +147,14 @@ class HoldCheckout:
                     return order
                 # void: nothing was sold to it; buy anew (``add`` rebinds the key)
         await self._check_peer()
-        hold = await self.vacancy.hold(qty, self.purchase_ttl, self._scoped("purchase", key))
-        if hold.state is not HoldState.HELD:
-            # The key's hold from an earlier attempt that recorded no order here: it ended.
-            hold = await self.vacancy.hold(qty, self.purchase_ttl)
-        try:
-            record = await self.orders.add(qty, hold.remaining, hold.hold_id, key, fingerprint)
-        except BaseException:
-            self._release_soon(hold.hold_id)  # no order may stand on it now: put it back now
-            raise
-        if record.hold_id != hold.hold_id:  # another process recorded this key's order first
-            self._release_soon(hold.hold_id)
-        try:
+        expires_at = round(self._clock() + self.purchase_ttl, 3)
+        record = await self.orders.add(qty, key, fingerprint, expires_at=expires_at)
+        try:  # ``record`` is another process's if it recorded this key's order first
             order = await self._complete(record)
         except HoldUnavailable:
             order = None
         if order is None:
-            raise VacancyUnavailable("the purchase's hold ended before it could be confirmed")
+            raise VacancyUnavailable("the purchase did not reach the stock service in time")
         return order
 
     async def confirm(self, hold_id: str, key: str | None, fingerprint: str) -> Order:
@@ -163,7 +170,7 @@ class HoldCheckout:
             return await self._sold_already(hold_id, hold.order_id)
         if hold.state is not HoldState.HELD:
             raise HoldUnavailable(hold_id, hold.state)
-        record = await self.orders.add(hold.qty, hold.remaining, hold_id, key, fingerprint)
+        record = await self.orders.add(hold.qty, key, fingerprint, hold_id=hold_id)
         try:
             order = await self._complete(record)
         except HoldUnavailable as exc:
@@ -185,24 +192,36 @@ class HoldCheckout:
         return order
 
     async def _complete(self, record: OrderRecord) -> Order | None:
-        """Confirm a pending order's hold (the buyer is here, asking): the order if sold, None
-        if its hold ended; ``HoldUnavailable`` (confirmed) if it was sold to another order."""
+        """Sell a pending order at Vacancy (its step 2, or its hold's confirm; the buyer is
+        here, asking): the order if sold, None if its time or its hold ended; ``SoldOut``;
+        ``HoldUnavailable`` (confirmed) if its hold was sold to another order."""
         if record.state is not OrderState.PENDING:
             return record.order if record.state is OrderState.CONFIRMED else None
-        order_id = record.order.order_id
-        assert record.hold_id is not None  # a pending order always stands on a hold
-        self._settling.add(order_id)
+        order = record.order
+        self._settling.add(order.order_id)
         try:
-            await self.vacancy.confirm(record.hold_id, order_id)
+            if record.hold_id is not None:
+                hold = await self.vacancy.confirm(record.hold_id, order.order_id)
+            else:
+                assert record.expires_at is not None  # a purchase records its deadline
+                hold = await self.vacancy.sell_hold(order.qty, record.expires_at, order.order_id)
+        except SoldOut:
+            await self.orders.settle(record, OrderState.VOID)
+            raise
         except HoldUnavailable as exc:
             await self.orders.settle(record, OrderState.VOID)
             if exc.state == HoldState.CONFIRMED:
                 raise
             return None
         finally:
-            self._settling.discard(order_id)
-        await self.orders.settle(record, OrderState.CONFIRMED)
-        return record.order
+            self._settling.discard(order.order_id)
+        if hold.order_id != order.order_id:  # a key that sold to another order: never ours
+            await self.orders.settle(record, OrderState.VOID)
+            raise VacancyUnavailable(f"vacancy answered a hold of order {hold.order_id} for {order.order_id}")
+        settled = await self.orders.settle(
+            record, OrderState.CONFIRMED, hold_id=hold.hold_id, remaining=hold.remaining
+        )
+        return settled.order
 
     # -- reading and settling -----------------------------------------------------------------
 
@@ -215,11 +234,18 @@ class HoldCheckout:
         return None if found is None else await self._settled(found)
 
     async def _settled(self, record: OrderRecord) -> Order | None:
-        """The order if it is sold, learning a pending one's outcome from its hold (read only)."""
-        if record.state is OrderState.CONFIRMED:
-            return record.order
-        if record.state is OrderState.VOID or record.hold_id is None:
-            return None
+        """The order if it is sold, learning a pending one's outcome once it is decided: a
+        purchase's after its ``expires_at``, a buyer's hold's from the hold."""
+        if record.state is not OrderState.PENDING:
+            return record.order if record.state is OrderState.CONFIRMED else None
+        if record.hold_id is None:
+            assert record.expires_at is not None
+            if self._clock() < record.expires_at + SETTLE_MARGIN:
+                return None  # undecided: step 2 may still arrive and sell
+            try:
+                return await self._complete(record)  # refused now, or answered by its key
+            except (SoldOut, HoldUnavailable):
+                return None
         try:
             hold = await self.vacancy.get_hold(record.hold_id)
         except HoldNotFound:
@@ -232,23 +258,21 @@ class HoldCheckout:
         if hold.state is HoldState.HELD:
             return None  # undecided: confirmed or expired later
         sold = hold.state is HoldState.CONFIRMED and hold.order_id == record.order.order_id
-        await self.orders.settle(record, OrderState.CONFIRMED if sold else OrderState.VOID)
-        return record.order if sold else None
+        settled = await self.orders.settle(record, OrderState.CONFIRMED if sold else OrderState.VOID)
+        return settled.order if sold else None
 
     async def settle_pending(self) -> int:
         """Settle what pending orders can be settled now; how many were."""
         settled = 0
         pending = await self.orders.pending(SETTLE_BATCH)
-        log.debug("settling %d pending orders", len(pending))
         for record in pending:
             if record.order.order_id in self._settling:
                 continue
             try:
-                before = record.state
                 await self._settled(record)
             except VacancyUnavailable:
                 break  # try again next round
-            settled += before is OrderState.PENDING
+            settled += 1
         return settled
 
     async def _settle_forever(self) -> None:
@@ -299,20 +323,6 @@ class HoldCheckout:
             self._settler = None
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def _scoped(self, kind: str, key: str | None) -> str | None:
-        """Keys at Vacancy carry this order store's identity: two Tickets on separate stores
-        never share a hold; replicas on one shared store (Redis) do."""
-        return None if key is None else f"{self.store_id}:{kind}:{key}"
-
-    def _release_soon(self, hold_id: str) -> None:
-        async def release() -> None:
-            with contextlib.suppress(Exception):
-                await self.vacancy.release(hold_id)
-
-        task = asyncio.get_running_loop().create_task(release())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def __repr__(self) -> str:
         return f"<HoldCheckout ttl={self.purchase_ttl:g}s {self.orders!r}>"

@@ -51,8 +51,13 @@ def vacancy_routes(
 
     async def create_hold(request: Request) -> Response:
         authorise(request)
-        qty, ttl = schemas.read_hold(request, service.max_qty)
-        hold = await service.hold(qty, ttl, schemas.idempotency_key(request))
+        key = schemas.idempotency_key(request)  # checked either way; a sale's key is its order
+        sale = schemas.read_sale(request, service.max_qty)
+        if sale is None:
+            qty, ttl = schemas.read_hold(request, service.max_qty)
+            hold = await service.hold(qty, ttl, key)
+        else:
+            hold = await service.sell_hold(*sale)
         return json_response({**hold_json(hold), "store_id": service.store_id}, 201)
 
     async def get_hold(request: Request) -> Response:
@@ -117,8 +122,9 @@ def vacancy_routes(
             frozenset({"POST"}),
             create_hold,
             name="create_hold",
-            summary="Hold qty tickets for ttl seconds (internal: Ticket's purchases and holds)",
-            request_schema=schemas.hold_body(service.max_qty, service.holds.max_ttl),
+            summary="Hold qty tickets for ttl seconds, or sell them at once to an order (internal: "
+            "Ticket's holds and purchases)",
+            request_schema=schemas.sale_body(service.max_qty, service.holds.max_ttl),
             responses={201: schemas.VACANCY_HOLD, 409: schemas.ERROR, **_BODY_ERRORS},
             parameters=(schemas.IDEMPOTENCY_KEY,),
             **internal_call,

@@ -27,6 +27,11 @@ class VacancyService:
         qty, seconds = check_quantity(qty, self.max_qty), self.holds.ttl(ttl)
         return await self.stock_store.hold(qty, seconds, key, f"qty={qty}:ttl={seconds:g}")
 
+    async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
+        # Order ids are unguessable and never made twice: the order id is the sale's key.
+        qty = check_quantity(qty, self.max_qty)
+        return await self.stock_store.sell_hold(qty, expires_at, f"sale:{order_id}", order_id)
+
     async def get_hold(self, hold_id: str) -> Hold:
         return await self.stock_store.get_hold(hold_id)
 

@@ -72,9 +72,10 @@ if owner ~= ARGV[1] then
 end
 
 local function order_reply(id)
-  local o = redis.call('HMGET', '$ORDER' .. id, 'qty', 'created_ms', 'remaining', 'state', 'hold')
+  local o = redis.call('HMGET', '$ORDER' .. id,
+    'qty', 'created_ms', 'remaining', 'state', 'hold', 'expires_ms')
   if not o[1] then return {'none'} end
-  return {'ok', id, o[1], o[2], o[3], o[4], o[5] or false}  -- no hold: a sale moved from a monolith
+  return {'ok', id, o[1], o[2], o[3], o[4], o[5] or '', o[6] or ''}
 end
 
 -- The order a key was bound to, if it still is: (id, nil), (nil, 'conflict') or (nil, nil).
@@ -104,7 +105,7 @@ return reply
 """)
 
 # KEYS[2]: pending orders; KEYS[3]: the order key, if any. ARGV: now (ms), the new order's
-# id, qty, remaining, hold id, fingerprint, key ttl (ms).
+# id, qty, the hold it stands on ('' none), its expires_ms ('' none), fingerprint, key ttl (ms).
 _ADD = _lua("""
 if KEYS[3] then
   local id, problem = bound(KEYS[3], ARGV[7])
@@ -117,20 +118,24 @@ if KEYS[3] then
     if state ~= '$VOID' then return order_reply(id) end
   end
 end
-local id = ARGV[3]
-redis.call('HSET', '$ORDER' .. id, 'qty', ARGV[4], 'created_ms', ARGV[2], 'remaining', ARGV[5],
-  'state', '$PENDING', 'hold', ARGV[6])
+local id, order = ARGV[3], '$ORDER' .. ARGV[3]
+redis.call('HSET', order, 'qty', ARGV[4], 'created_ms', ARGV[2], 'remaining', 0, 'state', '$PENDING')
+if ARGV[5] ~= '' then redis.call('HSET', order, 'hold', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', order, 'expires_ms', ARGV[6]) end
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 if KEYS[3] then redis.call('SET', KEYS[3], id .. ':' .. ARGV[7], 'PX', ARGV[8]) end
-return {'ok', id, ARGV[4], ARGV[2], ARGV[5], '$PENDING', ARGV[6]}
+return order_reply(id)
 """)
 
-# KEYS[2]: pending orders. ARGV: order id, the state to settle it in.
+# KEYS[2]: pending orders. ARGV: order id, the state to settle it in, the hold it was sold on
+# ('' none), what was left after it ('' unknown).
 _SETTLE = _lua("""
 local order = '$ORDER' .. ARGV[2]
 local state = redis.call('HGET', order, 'state')
 if state == '$PENDING' then
   redis.call('HSET', order, 'state', ARGV[3])
+  if ARGV[4] ~= '' then redis.call('HSET', order, 'hold', ARGV[4]) end
+  if ARGV[5] ~= '' then redis.call('HSET', order, 'remaining', ARGV[5]) end
   redis.call('ZREM', KEYS[2], ARGV[2])
 end
 return order_reply(ARGV[2])
@@ -231,15 +236,21 @@ class RedisOrders:
         return _record(reply)
 
     async def add(
-        self, qty: int, remaining: int, hold_id: str, key: str | None, fingerprint: str
+        self,
+        qty: int,
+        key: str | None,
+        fingerprint: str,
+        *,
+        hold_id: str | None = None,
+        expires_at: float | None = None,
     ) -> OrderRecord:
         reply = await self._run(
             self._add,
             self._now(),
             new_id(),
             qty,
-            remaining,
-            hold_id,
+            hold_id or "",
+            "" if expires_at is None else round(expires_at * 1000),
             fingerprint,
             self._key_ttl_ms,
             keys=(ORDERS_PENDING,) if key is None else (ORDERS_PENDING, ORDER_KEY + key),
@@ -248,11 +259,26 @@ class RedisOrders:
             raise IdempotencyConflict(key or "")
         return _found(reply)  # the order it stored, or the one the key is bound to
 
-    async def settle(self, record: OrderRecord, state: OrderState) -> OrderRecord:
+    async def settle(
+        self,
+        record: OrderRecord,
+        state: OrderState,
+        *,
+        hold_id: str | None = None,
+        remaining: int | None = None,
+    ) -> OrderRecord:
         if state is OrderState.PENDING:
             raise ValueError("an order is settled confirmed or void")
         order_id = record.order.order_id
-        settled = _record(await self._run(self._settle, order_id, _STORED[state], keys=(ORDERS_PENDING,)))
+        found = await self._run(
+            self._settle,
+            order_id,
+            _STORED[state],
+            hold_id or "",
+            "" if remaining is None else remaining,
+            keys=(ORDERS_PENDING,),
+        )
+        settled = _record(found)
         if settled is None:
             raise LookupError(f"order {order_id} is not in this store")
         return settled
@@ -296,6 +322,7 @@ def _record(reply: list[Any]) -> OrderRecord | None:
 
 
 def _found(reply: list[Any]) -> OrderRecord:
-    _, order_id, qty, created_ms, remaining, state, hold = reply
+    _, order_id, qty, created_ms, remaining, state, hold, expires_ms = reply
     order = Order(order_id.decode(), int(qty), int(created_ms) / 1000, int(remaining))
-    return OrderRecord(order, _STATES[state], hold.decode() if hold else None)
+    expires_at = int(expires_ms) / 1000 if expires_ms else None
+    return OrderRecord(order, _STATES[state], hold.decode() if hold else None, expires_at)

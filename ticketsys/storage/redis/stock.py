@@ -44,7 +44,7 @@ from ticketsys.domain.errors import (
     SoldOut,
     StoreRefused,
 )
-from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Stock
+from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Stock, sale_fingerprint
 from ticketsys.storage.redis import Redis, describe, load, store_errors
 from ticketsys.storage.redis.keys import HOLD, HOLD_KEY, HOLDS_DUE, MOVING, ORDERS, STOCK, is_id, new_id
 from ticketsys.storage.window import DAY
@@ -135,6 +135,27 @@ if KEYS[3] then redis.call('SET', KEYS[3], id .. ':' .. ARGV[6], 'PX', ARGV[7]) 
 return {'ok', id, ARGV[3], ARGV[4], 'held', available, false}
 """)
 
+# A hold sold at once to an order, before its expiry (StockStore.sell_hold). KEYS[3]: the
+# hold key. ARGV: qty, expires (ms), the new hold's id, fingerprint, key ttl (ms), order id.
+_SELL_HOLD = _lua("""
+local seen = redis.call('GET', KEYS[3])
+if seen then
+  local at = string.find(seen, ':', 1, true)
+  if string.sub(seen, at + 1) ~= ARGV[6] then return {'conflict'} end
+  return hold_reply(string.sub(seen, 1, at - 1))
+end
+if tonumber(ARGV[4]) <= tonumber(now) then return {'expired'} end
+local available = redis.call('HGET', stock, 'available')
+if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
+redis.call('HINCRBY', stock, 'sold', ARGV[3])
+available = redis.call('HINCRBY', stock, 'available', '-' .. ARGV[3])
+local id = ARGV[5]
+redis.call('HSET', '$HOLD' .. id, 'qty', ARGV[3], 'expires_ms', ARGV[4], 'state', 'confirmed',
+  'remaining', available, 'order', ARGV[8])
+redis.call('SET', KEYS[3], id .. ':' .. ARGV[6], 'PX', ARGV[7])
+return {'ok', id, ARGV[3], ARGV[4], 'confirmed', available, ARGV[8]}
+""")
+
 # ARGV: hold id, order id.
 _CONFIRM = _lua("""
 local hold = '$HOLD' .. ARGV[3]
@@ -223,12 +244,20 @@ class RedisStock:
         self._expire = redis.register_script(_EXPIRE)
         self._get_hold = redis.register_script(_GET_HOLD)
         self._hold = redis.register_script(_HOLD)
+        self._sell_hold = redis.register_script(_SELL_HOLD)
         self._confirm = redis.register_script(_CONFIRM)
         self._release = redis.register_script(_RELEASE)
         self._sell = redis.register_script(_SELL)
         self._unsell = redis.register_script(_UNSELL)
         self._restock = redis.register_script(_RESTOCK)
-        self._scripts = [self._stock, self._expire, self._get_hold, self._hold, self._confirm]
+        self._scripts = [
+            self._stock,
+            self._expire,
+            self._get_hold,
+            self._hold,
+            self._sell_hold,
+            self._confirm,
+        ]
         self._scripts += [self._release, self._sell, self._unsell, self._restock]
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -325,6 +354,20 @@ class RedisStock:
             raise SoldOut(qty, int(reply[1]))
         if reply[0] == b"conflict":
             raise IdempotencyConflict(key or "")
+        return _hold(reply, hold_id)
+
+    async def sell_hold(self, qty: int, expires_at: float, key: str, order_id: str) -> Hold:
+        now = self._now()
+        hold_id = new_id()
+        fingerprint = sale_fingerprint(qty, order_id)
+        args = (qty, round(expires_at * 1000), hold_id, fingerprint, self._key_ttl_ms, order_id)
+        reply = await self._run(self._sell_hold, *args, now=now, keys=(HOLD_KEY + key,))
+        if reply[0] == b"sold_out":
+            raise SoldOut(qty, int(reply[1]))
+        if reply[0] == b"conflict":
+            raise IdempotencyConflict(key)
+        if reply[0] == b"expired":
+            raise HoldUnavailable("", HoldState.EXPIRED)
         return _hold(reply, hold_id)
 
     async def confirm(self, hold_id: str, order_id: str) -> Hold:

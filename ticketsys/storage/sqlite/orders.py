@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from ticketsys.domain.models import OrderRecord, OrderState
 from ticketsys.storage.sqlite.database import Database
@@ -57,7 +58,13 @@ class SqliteOrders:
         return None if seen is None else self.orders.by_seq(seen).record
 
     async def add(
-        self, qty: int, remaining: int, hold_id: str, key: str | None, fingerprint: str
+        self,
+        qty: int,
+        key: str | None,
+        fingerprint: str,
+        *,
+        hold_id: str | None = None,
+        expires_at: float | None = None,
     ) -> OrderRecord:
         now = self._now()
         if key is not None:
@@ -67,18 +74,30 @@ class SqliteOrders:
                 if record.state is not OrderState.VOID:
                     await self._db.flush()
                     return record
-        row = self.orders.insert(qty, now, remaining, OrderState.PENDING, hold_id)
+        expires_ms = None if expires_at is None else round(expires_at * 1000)
+        row = self.orders.insert(qty, now, 0, OrderState.PENDING, hold_id, expires_ms)
         if key is not None:
             self._keys.bind(key, fingerprint, row.seq, now)
         await self._db.flush()
         return row.record
 
-    async def settle(self, record: OrderRecord, state: OrderState) -> OrderRecord:
-        found = self.orders.find(record.order.order_id)
-        if found is None:
-            raise LookupError(f"order {record.order.order_id} is not in this store")
-        self.orders.settle(found.seq, state)
-        return OrderRecord(record.order, state, record.hold_id)
+    async def settle(
+        self,
+        record: OrderRecord,
+        state: OrderState,
+        *,
+        hold_id: str | None = None,
+        remaining: int | None = None,
+    ) -> OrderRecord:
+        order = record.order
+        if not self.orders.settle(order.order_id, state, hold_id, remaining):
+            found = self.orders.find(order.order_id)  # settled already: as it was settled
+            if found is None:
+                raise LookupError(f"order {order.order_id} is not in this store")
+            return found.record
+        if remaining is not None:
+            order = replace(order, remaining=remaining)
+        return OrderRecord(order, state, hold_id or record.hold_id, record.expires_at)
 
     async def pending(self, limit: int) -> list[OrderRecord]:
         return [row.record for row in self.orders.pending(limit)]

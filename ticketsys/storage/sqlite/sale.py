@@ -39,7 +39,7 @@ class SqliteSale(SqliteStock):
                 return self.orders.by_seq(seen).record.order
         self._expire_due(now)
         remaining = self._take(qty, "sold")
-        row = self.orders.insert(qty, now, remaining, OrderState.CONFIRMED, None)
+        row = self.orders.insert(qty, now, remaining, OrderState.CONFIRMED)
         if key is not None:
             self._order_keys.bind(key, fingerprint, row.seq, now)
         return row.record.order
@@ -65,7 +65,7 @@ class SqliteSale(SqliteStock):
         if hold[4] != 0:
             state = self._hold(hold)
             raise HoldUnavailable(hold_id, state.state)
-        row = self.orders.insert(qty, now, self._available(), OrderState.CONFIRMED, None)
+        row = self.orders.insert(qty, now, self._available(), OrderState.CONFIRMED)
         self._confirm(hold, row.record.order.order_id)
         if key is not None:
             self._order_keys.bind(key, fingerprint, row.seq, now)

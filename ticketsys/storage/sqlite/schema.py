@@ -78,7 +78,8 @@ CREATE TABLE orders (
   created_ms INTEGER NOT NULL,
   remaining INTEGER NOT NULL CHECK (remaining >= 0),
   state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 2),  -- pending, confirmed, void
-  hold BLOB                              -- the Vacancy hold it stands on (microservices)
+  hold BLOB,                             -- the Vacancy hold it stands on (microservices)
+  expires_ms INTEGER                     -- pending purchase: Vacancy sells it only until then
 ) STRICT;
 CREATE INDEX orders_pending ON orders (seq) WHERE state = 0;
 CREATE TABLE order_keys (

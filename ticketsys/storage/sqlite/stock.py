@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, InvalidQuantity, OverRelease, SoldOut
-from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Stock
+from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Stock, sale_fingerprint
 from ticketsys.storage.sqlite.database import Database, Identity
 from ticketsys.storage.sqlite.ids import IdCodec, matches
 from ticketsys.storage.sqlite.tables import KeyTable
@@ -123,6 +123,32 @@ class SqliteStock:
         self._next_due_ms = min(self._next_due_ms, expires)
         return Hold(self.ids.encode(seq, secret), qty, expires / 1000, HoldState.HELD, remaining)
 
+    async def sell_hold(self, qty: int, expires_at: float, key: str, order_id: str) -> Hold:
+        hold = self._sell_hold(qty, round(expires_at * 1000), key, order_id, self._now())
+        await self._db.flush()
+        return hold
+
+    def _sell_hold(self, qty: int, expires: int, key: str, order_id: str, now: int) -> Hold:
+        self._expire_due(now)
+        fingerprint = sale_fingerprint(qty, order_id)
+        seen = self._keys.recall(key, fingerprint, now)
+        if seen is not None:
+            return self._hold(self._row(seen))
+        if expires <= now:
+            raise HoldUnavailable("", HoldState.EXPIRED)
+        remaining = self._take(qty, "sold on a hold")
+        secret = self.ids.new_secret()
+        cursor = self._db.write(
+            "INSERT INTO holds (secret, qty, expires_ms, state, remaining, order_id)"
+            " VALUES (?, ?, ?, 1, ?, ?)",
+            (secret, qty, expires, remaining, bytes.fromhex(order_id)),
+        )
+        seq: int = cursor.lastrowid  # type: ignore[assignment]  # set by every INSERT
+        self._keys.bind(key, fingerprint, seq, now)
+        return Hold(
+            self.ids.encode(seq, secret), qty, expires / 1000, HoldState.CONFIRMED, remaining, order_id
+        )
+
     async def confirm(self, hold_id: str, order_id: str) -> Hold:
         self._expire_due(self._now())
         hold = self._confirm(self._find(hold_id), order_id)
@@ -187,11 +213,15 @@ class SqliteStock:
         await self._db.flush()
         return remaining
 
-    _INTO = {"held": "held = held + ?1", "sold": "sold = sold + ?1, sold_direct = sold_direct + ?1"}
+    _INTO = {
+        "held": "held = held + ?1",
+        "sold": "sold = sold + ?1, sold_direct = sold_direct + ?1",
+        "sold on a hold": "sold = sold + ?1",
+    }
 
     def _take(self, qty: int, into: str) -> int:
-        """Move ``qty`` from available to ``into`` (held, or sold outside any hold);
-        ``SoldOut`` if too few."""
+        """Move ``qty`` from available to ``into`` (held, sold outside any hold, or sold on a
+        hold made sold); ``SoldOut`` if too few."""
         row = self._db.write(
             f"UPDATE stock SET available = available - ?1, {self._INTO[into]} "
             "WHERE one = 1 AND available >= ?1 RETURNING available",

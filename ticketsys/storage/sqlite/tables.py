@@ -65,21 +65,30 @@ class _Row:
 class OrderTable:
     """Orders keyed by an increasing integer; their ids are masked (ids.py)."""
 
-    _COLUMNS = "seq, secret, qty, created_ms, remaining, state, hold"
+    _COLUMNS = "seq, secret, qty, created_ms, remaining, state, hold, expires_ms"
 
     def __init__(self, db: Database, codec: IdCodec) -> None:
         self._db = db
         self._codec = codec
 
-    def insert(self, qty: int, created_ms: int, remaining: int, state: OrderState, hold: str | None) -> _Row:
+    def insert(
+        self,
+        qty: int,
+        created_ms: int,
+        remaining: int,
+        state: OrderState,
+        hold: str | None = None,
+        expires_ms: int | None = None,
+    ) -> _Row:
         secret = self._codec.new_secret()
         cursor = self._db.write(
-            "INSERT INTO orders (secret, qty, created_ms, remaining, state, hold) VALUES (?, ?, ?, ?, ?, ?)",
-            (secret, qty, created_ms, remaining, int(state), None if hold is None else bytes.fromhex(hold)),
+            "INSERT INTO orders (secret, qty, created_ms, remaining, state, hold, expires_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (secret, qty, created_ms, remaining, int(state), _blob(hold), expires_ms),
         )
         seq: int = cursor.lastrowid  # type: ignore[assignment]  # set by every INSERT
         order = Order(self._codec.encode(seq, secret), qty, created_ms / 1000, remaining)
-        return _Row(seq, OrderRecord(order, state, hold))
+        return _Row(seq, OrderRecord(order, state, hold, None if expires_ms is None else expires_ms / 1000))
 
     def find(self, order_id: str) -> _Row | None:
         decoded = self._codec.decode(order_id)
@@ -103,11 +112,28 @@ class OrderTable:
         ).fetchall()
         return [self._row(row) for row in rows]
 
-    def settle(self, seq: int, state: OrderState) -> None:
-        self._db.write("UPDATE orders SET state = ? WHERE seq = ? AND state = 0", (int(state), seq))
+    def settle(self, order_id: str, state: OrderState, hold: str | None, remaining: int | None) -> bool:
+        """Settle a pending order of this store (its own id: no secret to check); False if it
+        was not pending."""
+        decoded = self._codec.decode(order_id)
+        if decoded is None:
+            raise LookupError(f"order {order_id} is not an id of this store")
+        return (
+            self._db.write(
+                "UPDATE orders SET state = ?, hold = coalesce(?, hold), remaining = coalesce(?, remaining)"
+                " WHERE seq = ? AND state = 0",
+                (int(state), _blob(hold), remaining, decoded[0]),
+            ).rowcount
+            == 1
+        )
 
     def _row(self, row: tuple[Any, ...]) -> _Row:
-        seq, secret, qty, created_ms, remaining, state, hold = row
+        seq, secret, qty, created_ms, remaining, state, hold, expires_ms = row
         order = Order(self._codec.encode(seq, secret), qty, created_ms / 1000, remaining)
         hold_id = hold.hex() if isinstance(hold, bytes) else None
-        return _Row(seq, OrderRecord(order, OrderState(state), hold_id))
+        expires_at = None if expires_ms is None else expires_ms / 1000
+        return _Row(seq, OrderRecord(order, OrderState(state), hold_id, expires_at))
+
+
+def _blob(hold: str | None) -> bytes | None:
+    return None if hold is None else bytes.fromhex(hold)

@@ -32,7 +32,7 @@ from ticketsys.domain.errors import (
     VacancyUnavailable,
 )
 from ticketsys.domain.models import Hold, Stock
-from ticketsys.domain.wire import WireError, count, is_id, parse_hold, parse_stock
+from ticketsys.domain.wire import WireError, count, is_id, parse_hold, parse_stock, rfc3339
 from ticketsys.http.client import ClientError, ClientTimeout, HttpClient
 
 log = logging.getLogger("ticketsys.ticket")
@@ -70,6 +70,12 @@ class RemoteVacancyClient:
 
     async def hold(self, qty: int, ttl: float, key: str | None = None) -> Hold:
         body = await self._call("POST", "/api/v1/holds", {"qty": qty, "ttl": ttl}, key, created=True)
+        self._check_store(body)
+        return self._parsed(body, parse_hold)
+
+    async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
+        sale = {"qty": qty, "expires_at": rfc3339(expires_at), "order_id": order_id}
+        body = await self._call("POST", "/api/v1/holds", sale, created=True)
         self._check_store(body)
         return self._parsed(body, parse_hold)
 
@@ -121,9 +127,12 @@ class RemoteVacancyClient:
             raise VacancyUnavailable("vacancy client is not open")
         content = None if body is None else orjson.dumps(body)
         headers = (("idempotency-key", key),) if key is not None else ()
-        # Only making a hold without a key may not be repeated (it would hold twice, until
-        # the first expires); every other call is idempotent.
-        idempotent = not (method == "POST" and path == "/api/v1/holds" and key is None)
+        # Only making a plain hold without a key may not be repeated (it would hold twice,
+        # until the first expires); every other call is idempotent (a sale is keyed by its
+        # order id).
+        idempotent = not (
+            method == "POST" and path == "/api/v1/holds" and key is None and "order_id" not in (body or {})
+        )
         try:
             response = await self._http.request(method, path, content, headers, idempotent=idempotent)
         except ClientTimeout as exc:
