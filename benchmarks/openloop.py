@@ -311,7 +311,7 @@ def periodic_timer(first: float, interval: float) -> int:
     """A Linux timerfd (non-blocking) that becomes readable at ``first`` (``perf()`` time) and
     every ``interval`` seconds after: nanosecond resolution, woken by the kernel's hrtimer."""
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
+    fd: int = libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
     if fd < 0:
         raise OSError(ctypes.get_errno(), "timerfd_create")
     at = first - perf() + time.clock_gettime(time.CLOCK_MONOTONIC)
