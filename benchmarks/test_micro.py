@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -363,6 +365,51 @@ def test_memory_purchase(run: Run) -> None:
     """The memory store's purchase, the reference for the two above."""
     sale = MemorySale(HUGE)
     assert run(lambda: sale.purchase(1, None, "")).qty == 1
+
+
+ORDER_TABLES = {
+    # as the store keys orders: an increasing integer, the random secret a plain column
+    "integer": "CREATE TABLE orders (seq INTEGER PRIMARY KEY, secret BLOB NOT NULL, qty INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, remaining INTEGER NOT NULL) STRICT",
+    # the alternative: the random id as the key (a rowid table with its unique index)
+    "random": "CREATE TABLE orders (id BLOB PRIMARY KEY, qty INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " remaining INTEGER NOT NULL) STRICT",
+}
+PREFILL = 100_000  # rows already sold: the random key's index (~3 MB) no longer fits the 2 MB cache
+
+
+@pytest.mark.benchmark(group="store-keys")
+@pytest.mark.parametrize("key", list(ORDER_TABLES))
+def test_sqlite_order_insert(benchmark: Any, tmp_path: Any, key: str) -> None:
+    """Why orders are keyed by an increasing integer (storage/sqlite/ids.py): ``BATCH`` order
+    inserts and their commit, per insert, into a table of ``PREFILL`` orders, with an
+    increasing key (an append to the B-tree's last page) or a random 16-byte key (an insert
+    at a random place of its index, dirtying a page per row). Raw sqlite3, WAL, as the store
+    opens it (synchronous=NORMAL, no checkpoint in between)."""
+    conn = sqlite3.connect(tmp_path / "keys.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-2048")
+    conn.execute(ORDER_TABLES[key])
+    column, size = ("secret", 10) if key == "integer" else ("id", 16)
+    insert = f"INSERT INTO orders ({column}, qty, created_ms, remaining) VALUES (?, 1, 0, 0)"
+    conn.execute("BEGIN")
+    conn.executemany(insert, ((os.urandom(size),) for _ in range(PREFILL)))
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def batch() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        for _ in range(BATCH):
+            conn.execute(insert, (os.urandom(size),))
+        conn.execute("COMMIT")
+
+    benchmark.extra_info["ops_per_round"] = BATCH
+    try:
+        benchmark(batch)
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] > PREFILL
+    finally:
+        conn.close()
 
 
 # -- the services ---------------------------------------------------------------------------
