@@ -4,26 +4,14 @@ the memory store as the reference, side by side in one run.
     .venv/bin/python benchmarks/engines.py                        # restarts after 100 k and 1 M orders
     .venv/bin/python benchmarks/engines.py --orders 100000 --runs 1 --seconds 2   # a short check
 
-Every engine serves the monolith with ``FSYNC=everysec`` on its own data directory, pinned to
-CPU 0 like loadrun's setups (load on CPU 1):
-
-* ``sqlite``: this tree, ``STOCK_STORE=sqlite`` (the default);
-* ``journal``: the journal store of commit e73b81e (the last commit before the SQLite store),
-  run from a temporary ``git worktree`` of that commit with this venv's Python and
-  ``PYTHONPATH`` pointing at it (removed afterwards), ``STOCK_STORE=journal``;
-* ``memory``: this tree, ``STOCK_STORE=memory`` (volatile: nothing survives a restart).
-
-All three run at once (idle while another is measured) and each measurement goes round the
-engines in turn, so that a change in the machine's load touches all of them alike:
-
-1. after ``--orders``/10 orders (wrk, purchases of qty 1): kill -9, start again, and time exec
-   to the first answer of ``GET /`` and to the first 200 of a purchase;
-2. purchases/s: wrk, 1 thread, 64 connections, ``--seconds`` per run, median of ``--runs``;
-3. P50/P95/P99 of purchases at 1k/s and 5k/s: ``openloop.py`` (open loop), median of runs;
-4. filled to ``--orders`` orders: RSS, disk (allocated bytes of DATA_DIR) per order while
-   running and again after the restart (SQLite's log is checkpointed then), kill -9, and the
-   restart timed again (the journal replays its history: its restart grows with the
-   orders, hence two sizes), RSS after the restart, and at last a graceful stop (timed).
+Every engine serves the monolith with ``FSYNC=everysec`` on its own data directory, on CPU 0
+(load on CPU 1): ``sqlite`` (this tree's default), ``journal`` (commit e73b81e, run from a
+temporary ``git worktree`` with this venv's Python and ``PYTHONPATH`` pointing at it, removed
+afterwards) and ``memory`` (this tree, volatile: the reference). All three run at once and
+each measurement goes round them in turn: kill -9 and restart after ``--orders``/10 orders;
+purchases/s (wrk); P50/P95/P99 at 1k and 5k/s (openloop.py); kill -9 and restart after
+``--orders``, with RSS and disk per order; a graceful stop. What each figure means and how it
+is measured: benchmarks/README.md, "Engine".
 
 Writes ``engines.json`` and ``engines.md`` (the table for benchmarks/README.md, "Engine") to
 ``--out`` (default benchmarks/figures).
@@ -129,13 +117,7 @@ def fill(server: Server, orders: int, script: Path) -> int:
         finally:
             wrk.send_signal(signal.SIGINT)
             wrk.wait(60)
-    last = sold(server)
-    while True:  # settled: the answers in flight are done
-        time.sleep(0.2)
-        now = sold(server)
-        if now == last:
-            return now
-        last = now
+    return servers.settled(lambda: sold(server))
 
 
 def crash_and_restart(server: Server, orders: int, script: Path) -> dict[str, Any]:
@@ -265,8 +247,9 @@ def markdown(results: dict[str, Any]) -> str:
         + " | ".join(f"P50 / P95 / P99 ms @ {int(r) // 1000}k/s" for r in rates)
         + f" | kill -9 → first answer after {small:,} / {large:,} orders s "
         "| disk bytes per order, running → restarted "
-        f"| RSS after {large:,} orders → after restart MiB | graceful stop s |",
-        "|---|---:|" + "---:|" * len(rates) + "---:|---:|---:|---:|",
+        f"| RSS after {large:,} orders → after restart MiB | graceful stop s "
+        "| others' CPU before a run (max cores) |",
+        "|---|---:|" + "---:|" * len(rates) + "---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for name, r in e.items():
         lat = [
@@ -284,6 +267,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{s['first_answer_s']:.3f} / {b['first_answer_s']:.3f}", disk,
             f"{b['rss_kib'] / 1024:.1f} → {b['rss_after_restart_kib'] / 1024:.1f}",
             f"{r['graceful_stop']['seconds']:.2f}",
+            f"{max(run['others_cores'] for run in _runs(r)):.2f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     if "sqlite" in e and "memory" in e:
@@ -299,6 +283,11 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _runs(engine: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every wrk and open-loop run of an engine."""
+    return [*engine["wrk_runs"], *(run for runs in engine["latency_runs"].values() for run in runs)]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
@@ -310,13 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=loadrun.BENCH / "figures")
     p.add_argument("--tmp", help="where the data directories go (default: the system's; not a tmpfs)")
     p.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    p.add_argument("--replot", action="store_true", help="rewrite engines.md from --out's JSON")
     ns = p.parse_args(argv)
-    if shutil.which("wrk") is None:
+    if ns.replot:
+        results = json.loads((ns.out / "engines.json").read_text())
+    elif shutil.which("wrk") is None:
         say("engines: wrk is not installed (apt-get install -y wrk)")
         return 2
-    results = run(ns)
-    ns.out.mkdir(parents=True, exist_ok=True)
-    (ns.out / "engines.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    else:
+        results = run(ns)
+        ns.out.mkdir(parents=True, exist_ok=True)
+        (ns.out / "engines.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     table = markdown(results)
     (ns.out / "engines.md").write_text(table)
     print(table)

@@ -5,29 +5,12 @@ then crash it, restart it and read the orders back.
     .venv/bin/python benchmarks/longsale.py --sold 200000         # a short validation run
     .venv/bin/python benchmarks/longsale.py --setups monolith --sold 1000000
 
-Per setup (the monolith; vacancy + ticket, both on CPU 0), on a fresh data directory with the
-default store and ``FSYNC`` (neither is set: SQLite, ``everysec``):
-
-1. the servers run under ``benchmarks/gcprobe.py``, which times every garbage collection from
-   inside the process (``gc.callbacks``) and writes the longest pause of each second;
-2. load, on CPU 1: wrk (1 thread, 64 keep-alive connections, ``POST /api/v1/purchase`` of
-   qty 1, closed loop: the highest rate the servers sustain) and beside it a 1,000/s open-loop
-   probe of the same purchase (``openloop.py --pacer timer --log``: each request charged from
-   its intended start, each answer's order id logged);
-3. every second: tickets sold (``GET /api/v1/stock``), the RSS and CPU of each server process,
-   and afterwards, for that second, purchases/s (sold per second, wrk's and the probe's), the
-   probe's P99 and max, the longest GC pause (of any server) and the CPU other processes used;
-4. once ``--sold`` tickets are sold: the load stops, the stock settles, then ``kill -9`` of
-   every server, and a restart (``python -m ticketsys ...``, plain, no probe), timed from exec
-   to the first answer of ``GET /`` and to the first 200 of a purchase (microservices: vacancy,
-   then ticket once vacancy answers, each timed from its own exec: they share CPU 0, where
-   started together each would be timed with the other's start-up in it; the first purchase
-   is timed from ticket's exec);
-5. read back 1,000 of the probe's answered orders, evenly spread over the sale by their
-   ``remaining``: each must answer 200 with the id, qty and remaining it was sold with; the
-   stock after the restart must equal the stock before the kill;
-6. ``ticketsys check`` on each running store, a graceful stop (timed), and the disk bytes per
-   order of the stopped, checkpointed data directory.
+Per setup (the monolith; vacancy + ticket, both on CPU 0), on fresh data directories with the
+default store: the servers run under ``gcprobe.py`` (GC pauses timed inside them); wrk and a
+1,000/s open-loop probe (``openloop.py --pacer timer --log``) load them on CPU 1 until
+``--sold`` tickets are sold, with a sample every second; then ``kill -9``, a timed restart,
+1,000 of the probe's orders read back, ``ticketsys check``, a graceful stop and the disk per
+order. What each figure means and how it is measured: benchmarks/README.md, "Long sale".
 
 Writes ``longsale.json``, ``longsale.md`` (the issue's targets against what was measured) and
 ``longsale.png`` (x: tickets sold) to ``--out`` (default benchmarks/figures).
@@ -242,17 +225,6 @@ def t0(sale: Sale) -> int:
     return sale.samples[0].t if sale.samples else 0
 
 
-def settle(port: int) -> dict[str, int]:
-    """The stock once nothing changes it any more (the last answers in flight are done)."""
-    last = stock(port)
-    while True:
-        time.sleep(0.2)
-        now = stock(port)
-        if now == last:
-            return now
-        last = now
-
-
 def read_back(port: int, log: Path, count: int) -> dict[str, Any]:
     """``count`` orders the probe was answered, evenly spread over the sale by their
     ``remaining``: each must be readable and say what the purchase answered."""
@@ -338,7 +310,7 @@ def run_sale(setup: str, target: int, opts: argparse.Namespace) -> dict[str, Any
         r["others_cores_before"] = loadrun.quiet_moment([s.running.pid for s in running], opts.quiet_wait)
         run_load(sale, running, opts.probe_rate)
         front = running[-1].port
-        r["stock_before_kill"] = settle(front)
+        r["stock_before_kill"] = servers.settled(lambda: stock(front))
         r["rss_after_sale_kib"] = {s.role: s.rss_kib() for s in running}
         r["disk_before_kill"] = {role: servers.disk_bytes(workdir / role) for role in spec["roles"]}
         for server in reversed(running):

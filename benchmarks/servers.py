@@ -11,12 +11,15 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import loadrun
 
 perf = time.perf_counter
+T = TypeVar("T")
 
 
 @dataclass
@@ -109,6 +112,18 @@ def first_purchase(port: int, since: float, limit: float = 120.0) -> float:
                 return perf() - since
         time.sleep(0.002)
     raise RuntimeError(f"no purchase answered 200 on port {port} within {limit} s")
+
+
+def settled(read: Callable[[], T]) -> T:
+    """What ``read()`` returns once it stops changing (read every 0.2 s): the answers that
+    were in flight when the load stopped are done."""
+    last = read()
+    while True:
+        time.sleep(0.2)
+        now = read()
+        if now == last:
+            return now
+        last = now
 
 
 def disk_bytes(directory: Path) -> dict[str, int]:

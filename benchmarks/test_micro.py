@@ -291,28 +291,31 @@ def test_uuid4_hex(benchmark: Any) -> None:
 # -- the stores -----------------------------------------------------------------------------
 
 
+def _sqlite(
+    loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> Iterator[Any]:
+    """A SQLite store of ``kind`` opened on the session's loop (its commits run there)."""
+    path = tmp_path_factory.mktemp(kind) / f"{kind}.db"
+    store = (SqliteSale if kind == "sale" else SqliteStock)(Database(path, kind, FsyncPolicy.EVERYSEC), HUGE)
+    loop.run_until_complete(store.open())
+    yield store
+    loop.run_until_complete(store.close())
+
+
 @pytest.fixture(scope="session")
 def sqlite_sale(
     loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SqliteSale]:
-    """The monolith's SQLite store, opened on the session's loop (its commits run there)."""
-    path = tmp_path_factory.mktemp("sale") / "sale.db"
-    sale = SqliteSale(Database(path, "sale", FsyncPolicy.EVERYSEC), HUGE)
-    loop.run_until_complete(sale.open())
-    yield sale
-    loop.run_until_complete(sale.close())
+    """The monolith's store: stock, holds and orders."""
+    yield from _sqlite(loop, tmp_path_factory, "sale")
 
 
 @pytest.fixture(scope="session")
 def sqlite_stock(
     loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SqliteStock]:
-    """Vacancy's SQLite store (stock and holds)."""
-    path = tmp_path_factory.mktemp("stock") / "stock.db"
-    stock = SqliteStock(Database(path, "stock", FsyncPolicy.EVERYSEC), HUGE)
-    loop.run_until_complete(stock.open())
-    yield stock
-    loop.run_until_complete(stock.close())
+    """Vacancy's store: stock and holds."""
+    yield from _sqlite(loop, tmp_path_factory, "stock")
 
 
 async def _batch(sale: SqliteSale | MemorySale) -> list[Any]:
