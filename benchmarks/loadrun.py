@@ -111,10 +111,10 @@ SETUPS: dict[str, dict[str, Any]] = {
             ]
         ],
     },
-    "monolith-journal": {
-        "about": "the monolith with STOCK_STORE=journal FSYNC=everysec (durable stock and orders)",
+    "monolith-sqlite": {
+        "about": "the monolith on the default store, SQLite, with FSYNC=everysec (durable stock and orders)",
         "procs": [[PY, "-m", "ticketsys", "monolith", "--port", "{port}"]],
-        "env": {"STOCK_STORE": "journal", "FSYNC": "everysec"},
+        "env": {"STOCK_STORE": "sqlite", "FSYNC": "everysec"},
     },
     "monolith-asgi": {
         "about": "the monolith with SERVER_DISPATCH=asgi (the embedded server drives the ASGI adapter)",
@@ -154,7 +154,7 @@ SETUPS: dict[str, dict[str, Any]] = {
 }
 REDIS_SERVER = "/usr/bin/redis-server"
 DEFAULT_SETUPS = [
-    "ceiling", "monolith", "monolith-asgi", "monolith-journal", "uvicorn", "hypercorn",
+    "ceiling", "monolith", "monolith-asgi", "monolith-sqlite", "uvicorn", "hypercorn",
     "microservices", "microservices-httpx",
 ]  # fmt: skip
 
@@ -191,8 +191,18 @@ def free_port() -> int:
 
 def http_get(port: int, path: str, timeout: float = 1.0) -> tuple[int, bytes]:
     """One GET on a fresh connection: (status, body). Raises OSError if nothing answers."""
+    return http_request(port, "GET", path, timeout=timeout)
+
+
+def http_request(
+    port: int, method: str, path: str, body: bytes = b"", timeout: float = 1.0
+) -> tuple[int, bytes]:
+    """One request on a fresh connection (a body is sent as JSON): (status, body)."""
+    request = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n"
+    if body:
+        request += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode())
+        s.sendall(request.encode() + b"\r\n" + body)
         data = b""
         while b"\r\n\r\n" not in data:  # read by content-length: the ceiling never closes
             chunk = s.recv(65536)
@@ -366,8 +376,8 @@ def env_for(extra: dict[str, str], workdir: str) -> dict[str, str]:
             "MAX_QTY": "1000",
             "LOG_LEVEL": "warning",
             "PYTHONDONTWRITEBYTECODE": "1",
-            # Pinned, not the default (which has changed): the figures compare servers and
-            # dispatch, over the same in-memory store. monolith-journal measures the journal.
+            # Pinned, not the default (SQLite): the figures compare servers and dispatch, over
+            # the same in-memory store. monolith-sqlite measures the default store.
             "STOCK_STORE": "memory",
         }
     )
@@ -434,7 +444,11 @@ def started(name: str, opts: Options) -> Iterator[Running]:
 
 
 def lua_script(opts: Options) -> Path:
-    path = opts.out / "purchase.lua"
+    return write_lua_script(opts.out / "purchase.lua")
+
+
+def write_lua_script(path: Path) -> Path:
+    """wrk's script for purchases: POST ``PURCHASE_BODY`` as application/json."""
     path.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = '{PURCHASE_BODY}'\n"
@@ -449,21 +463,19 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
 
-def wrk(running: Running, opts: Options, path: str, seconds: float) -> dict[str, Any]:
+def wrk_command(port: int, path: str, seconds: float, script: Path | None) -> list[str]:
+    """wrk on the load CPU: one thread, 64 keep-alive connections (closed loop)."""
     args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c64", f"-d{max(1, round(seconds))}s", "--latency"]
-    if path == "/api/v1/purchase":
-        args += ["-s", str(lua_script(opts))]
-    args.append(f"http://127.0.0.1:{running.port}{path}")
-    pids = running.pids()
-    cpu0 = sum(proc_cpu(p) for p in pids)
-    t0 = time.monotonic()
-    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
-    wall = time.monotonic() - t0
-    cpu1 = sum(proc_cpu(p) for p in pids)
+    if script is not None:
+        args += ["-s", str(script)]
+    return [*args, f"http://127.0.0.1:{port}{path}"]
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """wrk's summary: req/s, requests, non-2xx answers, socket errors, closed-loop P50/P99."""
     result: dict[str, Any] = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-        "server_cores": round((cpu1 - cpu0) / wall, 2),
     }
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["non_2xx"] = int(bad.group(1)) if bad else 0
@@ -474,6 +486,18 @@ def wrk(running: Running, opts: Options, path: str, seconds: float) -> dict[str,
         if m:
             result[f"closed_loop_p{pct}_ms"] = round(_ms(m.group(1)), 3)
     return result
+
+
+def wrk(running: Running, opts: Options, path: str, seconds: float) -> dict[str, Any]:
+    script = lua_script(opts) if path == "/api/v1/purchase" else None
+    args = wrk_command(running.port, path, seconds, script)
+    pids = running.pids()
+    cpu0 = sum(proc_cpu(p) for p in pids)
+    t0 = time.monotonic()
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    wall = time.monotonic() - t0
+    cpu1 = sum(proc_cpu(p) for p in pids)
+    return {**parse_wrk(out), "server_cores": round((cpu1 - cpu0) / wall, 2)}
 
 
 def openloop(running: Running, opts: Options, rate: int) -> dict[str, Any]:

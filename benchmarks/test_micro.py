@@ -12,13 +12,22 @@ table's times by it, or let ``benchmarks/microtable.py`` do it.
 Stocks are huge (10**12) so no benchmark ever sells out. Groups
 (``--benchmark-group-by=group``) put the alternatives of one decision side by side:
 ``parse`` (httptools vs h11), ``cycle`` (the ASGI adapter vs SERVER_DISPATCH=direct),
-``json`` (orjson vs the standard library), ``remote`` (our pool vs httpx).
+``json`` (orjson vs the standard library), ``remote`` (our pool vs httpx), ``store`` (the
+SQLite store's inner operations, each with its commit, against the memory store's purchase).
+
+The SQLite stores are files under pytest's temporary directory (on this machine a disk, not a
+tmpfs) with ``FSYNC=everysec``, as served: a commit writes the transaction's log frames to the
+kernel and no fsync is waited for. Their tables stay small here (thousands of rows, all in the
+page cache): these are the CPU costs of an operation, not of a cold read from a 10 M-row file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -27,12 +36,12 @@ import h11
 import httptools
 import orjson
 import pytest
-from ticketsys.ticket.orders import OrderBook
-from ticketsys.vacancy.stock import StockManager
 
+from ticketsys.apps.local_vacancy import LocalVacancyClient
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import Settings
+from ticketsys.domain.models import HoldState
 from ticketsys.domain.schemas import read_qty
 from ticketsys.http.application import App
 from ticketsys.http.client import CLIENTS, ClientOptions
@@ -41,7 +50,13 @@ from ticketsys.http.responses import json_response
 from ticketsys.http.server import Server, ServerLimits
 from ticketsys.http.server.protocol import HttpConnection
 from ticketsys.http.server.state import ServerState
-from ticketsys.ticket.clients import LocalVacancyClient, RemoteVacancyClient
+from ticketsys.storage.fsync import FsyncPolicy
+from ticketsys.storage.memory import MemorySale, MemoryStock
+from ticketsys.storage.sqlite.database import Database
+from ticketsys.storage.sqlite.sale import SqliteSale
+from ticketsys.storage.sqlite.stock import SqliteStock
+from ticketsys.ticket.checkout import StoreCheckout
+from ticketsys.ticket.clients import RemoteVacancyClient
 from ticketsys.ticket.service import TicketService
 from ticketsys.vacancy.service import VacancyService
 
@@ -62,23 +77,26 @@ PURCHASE_PAYLOAD = {
 }
 
 OPS = 100  # operations per round of an async benchmark: see the module docstring
+BATCH = 64  # purchases made in one event-loop tick, so sharing one commit
+ORDER_ID = "0f8fad5bd9cb469fa16570867728950e"
 
 Run = Callable[..., Any]
 
 
 @pytest.fixture
 def run(loop: asyncio.AbstractEventLoop, benchmark: Any) -> Run:
-    """``run(make_coro, ops=OPS)``: one ``run_until_complete`` per round, of a coroutine that
-    awaits ``make_coro()`` ``ops`` times; returns the last result."""
+    """``run(make_coro, ops=OPS, per_call=1)``: one ``run_until_complete`` per round, of a
+    coroutine that awaits ``make_coro()`` ``ops`` times (each doing ``per_call`` operations);
+    returns the last result."""
 
-    def bench(make: Callable[[], Coroutine[Any, Any, Any]], ops: int = OPS) -> Any:
+    def bench(make: Callable[[], Coroutine[Any, Any, Any]], ops: int = OPS, per_call: int = 1) -> Any:
         async def many() -> Any:
             result = None
             for _ in range(ops):
                 result = await make()
             return result
 
-        benchmark.extra_info["ops_per_round"] = ops
+        benchmark.extra_info["ops_per_round"] = ops * per_call
         return benchmark(lambda: loop.run_until_complete(many()))
 
     return bench
@@ -270,20 +288,151 @@ def test_uuid4_hex(benchmark: Any) -> None:
     assert len(benchmark(lambda: uuid.uuid4().hex)) == 32
 
 
+# -- the stores -----------------------------------------------------------------------------
+
+
+def _sqlite(
+    loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> Iterator[Any]:
+    """A SQLite store of ``kind`` opened on the session's loop (its commits run there)."""
+    path = tmp_path_factory.mktemp(kind) / f"{kind}.db"
+    store = (SqliteSale if kind == "sale" else SqliteStock)(Database(path, kind, FsyncPolicy.EVERYSEC), HUGE)
+    loop.run_until_complete(store.open())
+    yield store
+    loop.run_until_complete(store.close())
+
+
+@pytest.fixture(scope="session")
+def sqlite_sale(
+    loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SqliteSale]:
+    """The monolith's store: stock, holds and orders."""
+    yield from _sqlite(loop, tmp_path_factory, "sale")
+
+
+@pytest.fixture(scope="session")
+def sqlite_stock(
+    loop: asyncio.AbstractEventLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SqliteStock]:
+    """Vacancy's store: stock and holds."""
+    yield from _sqlite(loop, tmp_path_factory, "stock")
+
+
+async def _batch(sale: SqliteSale | MemorySale) -> list[Any]:
+    """``BATCH`` purchases started in one tick: their writes join one transaction."""
+    return await asyncio.gather(*(sale.purchase(1, None, "") for _ in range(BATCH)))
+
+
+@pytest.mark.benchmark(group="store")
+def test_sqlite_purchase(run: Run, sqlite_sale: SqliteSale) -> None:
+    """One purchase in SqliteSale (stock row, order row) awaited until its transaction has
+    committed: one commit per purchase, the cost at a low request rate."""
+    order = run(lambda: sqlite_sale.purchase(1, None, ""))
+    assert order.qty == 1
+
+
+@pytest.mark.benchmark(group="store")
+def test_sqlite_purchase_batch(run: Run, loop: asyncio.AbstractEventLoop, sqlite_sale: SqliteSale) -> None:
+    """``BATCH`` purchases sharing one commit (group commit under load), per purchase."""
+    orders = run(lambda: _batch(sqlite_sale), ops=OPS // 10, per_call=BATCH)
+    assert len({order.order_id for order in orders}) == BATCH
+    commits = sqlite_sale._db._commits  # the premise of the figure: one commit for the batch
+    loop.run_until_complete(_batch(sqlite_sale))
+    assert sqlite_sale._db._commits == commits + 1
+
+
+@pytest.mark.benchmark(group="store")
+def test_sqlite_order_lookup(run: Run, loop: asyncio.AbstractEventLoop, sqlite_sale: SqliteSale) -> None:
+    """GET /api/v1/orders/{id}'s store read: an id decoded to its row, the row read and its
+    secret compared, cycling over 1,024 orders (not one hot row)."""
+    made = [order for _ in range(16) for order in loop.run_until_complete(_batch(sqlite_sale))]
+    ids = itertools.cycle(order.order_id for order in made)
+    found = run(lambda: sqlite_sale.get_order(next(ids)))
+    assert found is not None and found.qty == 1
+
+
+@pytest.mark.benchmark(group="store")
+def test_sqlite_hold_confirm(run: Run, sqlite_stock: SqliteStock) -> None:
+    """A hold then its confirm in SqliteStock: two operations, two commits (Vacancy's part of
+    a microservices purchase)."""
+
+    async def hold_confirm() -> Any:
+        hold = await sqlite_stock.hold(1, 60.0)
+        return await sqlite_stock.confirm(hold.hold_id, ORDER_ID)
+
+    assert run(hold_confirm).order_id == ORDER_ID
+
+
+@pytest.mark.benchmark(group="store")
+def test_memory_purchase(run: Run) -> None:
+    """The memory store's purchase, the reference for the two above."""
+    sale = MemorySale(HUGE)
+    assert run(lambda: sale.purchase(1, None, "")).qty == 1
+
+
+ORDER_TABLES = {
+    # as the store keys orders: an increasing integer, the random secret a plain column
+    "integer": "CREATE TABLE orders (seq INTEGER PRIMARY KEY, secret BLOB NOT NULL, qty INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, remaining INTEGER NOT NULL) STRICT",
+    # the alternative: the random id as the key (a rowid table with its unique index)
+    "random": "CREATE TABLE orders (id BLOB PRIMARY KEY, qty INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " remaining INTEGER NOT NULL) STRICT",
+}
+PREFILL = 100_000  # rows already sold: the random key's index (~3 MB) no longer fits the 2 MB cache
+
+
+@pytest.mark.benchmark(group="store-keys")
+@pytest.mark.parametrize("key", list(ORDER_TABLES))
+def test_sqlite_order_insert(benchmark: Any, tmp_path: Any, key: str) -> None:
+    """Why orders are keyed by an increasing integer (storage/sqlite/ids.py): ``BATCH`` order
+    inserts and their commit, per insert, into a table of ``PREFILL`` orders, with an
+    increasing key (an append to the B-tree's last page) or a random 16-byte key (an insert
+    at a random place of its index, dirtying a page per row). Raw sqlite3, WAL, as the store
+    opens it (synchronous=NORMAL, no checkpoint in between)."""
+    conn = sqlite3.connect(tmp_path / "keys.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-2048")
+    conn.execute(ORDER_TABLES[key])
+    column, size = ("secret", 10) if key == "integer" else ("id", 16)
+    insert = f"INSERT INTO orders ({column}, qty, created_ms, remaining) VALUES (?, 1, 0, 0)"
+    conn.execute("BEGIN")
+    conn.executemany(insert, ((os.urandom(size),) for _ in range(PREFILL)))
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def batch() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        for _ in range(BATCH):
+            conn.execute(insert, (os.urandom(size),))
+        conn.execute("COMMIT")
+
+    benchmark.extra_info["ops_per_round"] = BATCH
+    try:
+        benchmark(batch)
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] > PREFILL
+    finally:
+        conn.close()
+
+
 # -- the services ---------------------------------------------------------------------------
 
 
 @pytest.mark.benchmark(group="services")
 def test_stock_reserve(run: Run) -> None:
-    stock = StockManager(HUGE)
-    assert run(lambda: stock.reserve(1)).success
+    """Vacancy's reserve on the memory store (a sale outside any hold)."""
+    stock = MemoryStock(HUGE)
+    assert run(lambda: stock.sell(1)) < HUGE
 
 
 @pytest.mark.benchmark(group="services")
-def test_purchase_local_client(run: Run) -> None:
-    """TicketService.purchase through LocalVacancyClient: reserve, order id, order book."""
-    vacancy = VacancyService(StockManager(HUGE), 1000)
-    service = TicketService(LocalVacancyClient(vacancy), OrderBook(), 1000)
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_purchase_local_client(run: Run, request: pytest.FixtureRequest, store: str) -> None:
+    """TicketService.purchase as the monolith wires it: the rules, then the sale store's
+    one-step purchase (StoreCheckout)."""
+    sale = MemorySale(HUGE) if store == "memory" else request.getfixturevalue("sqlite_sale")
+    vacancy = VacancyService(sale, 1000)
+    service = TicketService(LocalVacancyClient(vacancy), StoreCheckout(sale), 1000)
     assert run(lambda: service.purchase(1)).qty == 1
 
 
@@ -406,7 +555,7 @@ def test_purchase_server_protocol(
         conn.connection_lost(None)
 
 
-# -- a reserve over loopback -----------------------------------------------------------------
+# -- a hold over loopback ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -420,13 +569,14 @@ def vacancy_url(loop: asyncio.AbstractEventLoop) -> Iterator[str]:
 
 @pytest.mark.benchmark(group="remote")
 @pytest.mark.parametrize("client", ["pool", "httpx"])
-def test_remote_reserve(run: Run, loop: asyncio.AbstractEventLoop, vacancy_url: str, client: str) -> None:
-    """RemoteVacancyClient.reserve to a Vacancy server in the same loop (both sides' work is in
-    the figure). ``pool`` is ticketsys.http.client.HttpPool, ``httpx`` its httpx twin."""
+def test_remote_hold(run: Run, loop: asyncio.AbstractEventLoop, vacancy_url: str, client: str) -> None:
+    """RemoteVacancyClient.hold (the first step of a microservices purchase) to a Vacancy server
+    on the memory store in the same loop (both sides' work is in the figure). ``pool`` is
+    ticketsys.http.client.HttpPool, ``httpx`` its httpx twin."""
     options = ClientOptions(base_url=vacancy_url, read_timeout=5.0, connect_timeout=5.0)
     remote = RemoteVacancyClient(lambda: CLIENTS[client](options), vacancy_url)
     loop.run_until_complete(remote.open())
     try:
-        assert run(lambda: remote.reserve(1), ops=OPS // 4).success
+        assert run(lambda: remote.hold(1, 60.0), ops=OPS // 4).state is HoldState.HELD
     finally:
         loop.run_until_complete(remote.close())
