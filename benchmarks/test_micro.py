@@ -30,10 +30,10 @@ import pytest
 from ticketsys.ticket.orders import OrderBook
 from ticketsys.vacancy.stock import StockManager
 
+from ticketsys.api.readers import read_qty
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import Settings
-from ticketsys.domain.schemas import read_qty
 from ticketsys.http.application import App
 from ticketsys.http.client import CLIENTS, ClientOptions
 from ticketsys.http.models import Request

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable, Iterable
 import orjson
 
 from ticketsys import __version__
+from ticketsys.api import schemas
 from ticketsys.apps.errors import ERRORS
 from ticketsys.config import Settings
-from ticketsys.domain import schemas
 from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
 from ticketsys.http.cors import CorsPolicy
