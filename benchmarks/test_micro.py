@@ -33,7 +33,7 @@ from ticketsys.vacancy.stock import StockManager
 from ticketsys.api.readers import read_qty
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
-from ticketsys.config import Settings
+from ticketsys.config import MEMORY, Settings
 from ticketsys.http.application import App
 from ticketsys.http.client import CLIENTS, ClientOptions
 from ticketsys.http.models import Request
@@ -85,7 +85,7 @@ def run(loop: asyncio.AbstractEventLoop, benchmark: Any) -> Run:
 
 
 def _settings() -> Settings:
-    return Settings(initial_stock=HUGE, max_qty=1000, stock_store="memory")
+    return Settings(initial_stock=HUGE, max_qty=1000, stock_store=MEMORY)
 
 
 @pytest.fixture(scope="session")
