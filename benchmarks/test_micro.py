@@ -37,12 +37,12 @@ import httptools
 import orjson
 import pytest
 
+from ticketsys.api.readers import read_qty
 from ticketsys.apps.local_vacancy import LocalVacancyClient
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
-from ticketsys.config import Settings
+from ticketsys.config import MEMORY, Settings
 from ticketsys.domain.models import HoldState
-from ticketsys.domain.schemas import read_qty
 from ticketsys.http.application import App
 from ticketsys.http.client import CLIENTS, ClientOptions
 from ticketsys.http.models import Request
@@ -103,7 +103,7 @@ def run(loop: asyncio.AbstractEventLoop, benchmark: Any) -> Run:
 
 
 def _settings() -> Settings:
-    return Settings(initial_stock=HUGE, max_qty=1000, stock_store="memory")
+    return Settings(initial_stock=HUGE, max_qty=1000, stock_store=MEMORY)
 
 
 @pytest.fixture(scope="session")

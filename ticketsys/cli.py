@@ -10,15 +10,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from ticketsys import __version__
-from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
+from ticketsys.apps import configs
+from ticketsys.config import ConfigError, DeploymentMode, Settings, StoreKind, load_settings
 from ticketsys.domain.models import MAX_STOCK
 from ticketsys.http.application import App
-from ticketsys.http.server import LifespanError, Server, ServerLimits
+from ticketsys.http.server import LifespanError, Server
 
 log = logging.getLogger("ticketsys")
 
@@ -115,42 +116,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "move-to-redis":
         return move_to_redis(args.url, args.data_dir, args.stock_dir, args.orders_dir)
     port_variable, mode, _ = SERVICES[args.command]
-    overrides = {"DEPLOYMENT_MODE": mode.value}
-    if args.host is not None:
-        overrides["HOST"] = args.host
-    if args.port is not None:
-        overrides[port_variable] = args.port
-    try:
-        settings = load_settings(overrides)
-    except ConfigError as exc:
-        print(f"ticketsys: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    settings = load_or_exit(
+        {"HOST": ("--host", args.host), port_variable: ("--port", args.port)},
+        pinned={
+            "DEPLOYMENT_MODE": (
+                mode.value,
+                f"'ticketsys {args.command}' serves in {mode.value} mode: "
+                f"unset DEPLOYMENT_MODE or set it to {mode.value}",
+            )
+        },
+    )
+    if args.command == "vacancy":
+        _or_exit(lambda: configs.vacancy_token(settings))  # refused before any worker starts
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     if args.workers < 1:
-        print("ticketsys: --workers must be at least 1", file=sys.stderr)
-        return EXIT_CONFIG
+        refuse("--workers must be at least 1")
     if args.workers > 1:
         if not settings.shared_store:
-            print(
-                f"ticketsys: --workers {args.workers} needs a shared store (STOCK_STORE=redis://...): "
-                f"with STOCK_STORE={settings.stock_store} each worker would hold its own stock",
-                file=sys.stderr,
+            refuse(
+                f"--workers {args.workers} needs a shared store (STOCK_STORE=redis://...): "
+                f"with STOCK_STORE={settings.stock_store} each worker would hold its own stock"
             )
-            return EXIT_CONFIG
         return run_workers(args.command, settings, args.workers)
     return serve(args.command, settings)
 
 
-def _data_dir(data_dir: str | None) -> Settings | None:
+def refuse(message: str, status: int = EXIT_CONFIG) -> NoReturn:
+    """One line on stderr, then exit: 2 for what the user asked wrongly, 1 for what was found."""
+    print(f"ticketsys: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+T = TypeVar("T")
+
+
+def _or_exit(make: Callable[[], T]) -> T:
     try:
-        return load_settings({"DATA_DIR": data_dir} if data_dir else {})
+        return make()
     except ConfigError as exc:
-        print(f"ticketsys: configuration error: {exc}", file=sys.stderr)
-        return None
+        refuse(f"configuration error: {exc}")
+
+
+def load_or_exit(
+    given: Mapping[str, tuple[str, str | None]], *, pinned: Mapping[str, tuple[str, str]] | None = None
+) -> Settings:
+    """The settings, with what the command line gave (variable -> (flag, value or None));
+    or exit 2 with one line naming the variable or flag that is wrong."""
+    flags = {variable: flag for variable, (flag, value) in given.items() if value is not None}
+    overrides = {variable: value for variable, (_, value) in given.items() if value is not None}
+    return _or_exit(lambda: load_settings(overrides, flags=flags, pinned=pinned))
+
+
+def _data_dir(data_dir: str | None) -> Settings:
+    return load_or_exit({"DATA_DIR": ("--data-dir", data_dir)})
 
 
 def _stores(directory: Path, kinds: tuple[str, ...]) -> list[tuple[Path, str]]:
@@ -163,23 +185,17 @@ def restock(qty: int, data_dir: str | None) -> int:
     from ticketsys.storage.sqlite.stock import SqliteStock
 
     settings = _data_dir(data_dir)
-    if settings is None:
-        return EXIT_CONFIG
     if not 1 <= qty <= MAX_STOCK:
-        print(f"ticketsys: restock: QTY must be between 1 and {MAX_STOCK}", file=sys.stderr)
-        return EXIT_CONFIG
-    if settings.shared_store or settings.stock_store == "memory":
-        print(
-            f"ticketsys: restock: STOCK_STORE={settings.stock_store} has no store under DATA_DIR "
-            "(use POST /api/v1/restock on Vacancy with SERVICE_TOKEN)",
-            file=sys.stderr,
+        refuse(f"restock: QTY must be between 1 and {MAX_STOCK}")
+    if settings.stock_store.kind is not StoreKind.SQLITE:
+        refuse(
+            f"restock: STOCK_STORE={settings.stock_store} has no store under DATA_DIR "
+            "(use POST /api/v1/restock on Vacancy with SERVICE_TOKEN)"
         )
-        return EXIT_CONFIG
     found = _stores(Path(settings.data_dir), ("sale", "stock"))
     if len(found) != 1:
         what = "no stock store" if not found else "two stock stores (sale.db and stock.db)"
-        print(f"ticketsys: restock: {settings.data_dir} holds {what}", file=sys.stderr)
-        return 1
+        refuse(f"restock: {settings.data_dir} holds {what}", 1)
     path, kind = found[0]
     stock = SqliteStock(Database(path, kind), 0)
 
@@ -195,8 +211,7 @@ def restock(qty: int, data_dir: str | None) -> int:
     try:
         available = asyncio.run(run())
     except (StoreRefused, StoreUnavailable, InvalidQuantity) as exc:
-        print(f"ticketsys: restock: {exc}", file=sys.stderr)
-        return 1
+        refuse(f"restock: {exc}", 1)
     print(f"restocked {qty}: {available} available in {path}")
     return 0
 
@@ -206,12 +221,9 @@ def check(data_dir: str | None) -> int:
     from ticketsys.storage.sqlite.inspect import check as check_store
 
     settings = _data_dir(data_dir)
-    if settings is None:
-        return EXIT_CONFIG
     found = _stores(Path(settings.data_dir), ("sale", "stock", "orders"))
     if not found:
-        print(f"ticketsys: check: no store in {settings.data_dir}", file=sys.stderr)
-        return 1
+        refuse(f"check: no store in {settings.data_dir}", 1)
     status = 0
     for path, kind in found:
         try:
@@ -235,8 +247,6 @@ def export_orders(data_dir: str | None, since: str | None, form: str) -> int:
     from ticketsys.storage.sqlite.inspect import export_orders as export
 
     settings = _data_dir(data_dir)
-    if settings is None:
-        return EXIT_CONFIG
     start: float | None = None
     if since is not None:
         try:
@@ -245,19 +255,14 @@ def export_orders(data_dir: str | None, since: str | None, form: str) -> int:
             try:
                 start = parse_rfc3339(since)
             except WireError:
-                print(f"ticketsys: orders export: --since {since!r} is not a time", file=sys.stderr)
-                return EXIT_CONFIG
+                refuse(f"orders export: --since {since!r} is not a time")
     found = _stores(Path(settings.data_dir), ("sale", "orders"))
     if len(found) != 1:
-        print(
-            f"ticketsys: orders export: {settings.data_dir} holds {len(found)} order stores", file=sys.stderr
-        )
-        return 1
+        refuse(f"orders export: {settings.data_dir} holds {len(found)} order stores", 1)
     try:
         count = export(*found[0], sys.stdout, since=start, form=form)
     except StoreRefused as exc:
-        print(f"ticketsys: orders export: {exc}", file=sys.stderr)
-        return 1
+        refuse(f"orders export: {exc}", 1)
     print(f"exported {count} orders from {found[0][0]}", file=sys.stderr)
     return 0
 
@@ -268,14 +273,9 @@ def move_to_redis(url: str, data_dir: str | None, stock_dir: str | None, orders_
     from ticketsys.domain.errors import StoreRefused
     from ticketsys.storage.redis import RedisError
 
-    try:
-        settings = load_settings({"STOCK_STORE": url, **({"DATA_DIR": data_dir} if data_dir else {})})
-    except ConfigError as exc:
-        print(f"ticketsys: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    settings = load_or_exit({"STOCK_STORE": ("URL", url), "DATA_DIR": ("--data-dir", data_dir)})
     if not settings.shared_store:
-        print("ticketsys: move-to-redis: the target must be a redis:// or rediss:// URL", file=sys.stderr)
-        return EXIT_CONFIG
+        refuse("move-to-redis: the target must be a redis:// or rediss:// URL")
     stocks, orders = Path(stock_dir or settings.data_dir), Path(orders_dir or settings.data_dir)
     try:
         moved = asyncio.run(
@@ -288,11 +288,11 @@ def move_to_redis(url: str, data_dir: str | None, stock_dir: str | None, orders_
             )
         )
     except (StoreRefused, MoveRefused, RedisError) as exc:
-        print(f"ticketsys: move-to-redis: {exc}", file=sys.stderr)
-        return 1
+        refuse(f"move-to-redis: {exc}", 1)
+    target = settings.stock_store  # shown without a password
     print(
         f"moved {moved.available} of {moved.capacity} tickets, {moved.holds} holds, {moved.orders} orders "
-        f"and {moved.keys} idempotency keys to {url}; start the services with STOCK_STORE={url}"
+        f"and {moved.keys} idempotency keys to {target}; start the services with STOCK_STORE={target}"
     )
     return 0
 
@@ -359,17 +359,16 @@ def _serve(service: str, settings: Settings, *, reuse_port: bool) -> int:
 
     try:
         app = _builders()[service](settings)
-    except StoreRefused as exc:
+    except (StoreRefused, ConfigError) as exc:
         log.error("%s could not start: %s", service, exc)
         return EXIT_CONFIG
-    limits = ServerLimits(
-        max_body_bytes=settings.max_body_bytes,
-        keepalive_timeout=settings.keepalive_timeout,
-        request_timeout=settings.request_timeout,
-    )
-    direct = settings.server_dispatch == "direct"
     server = Server(
-        app, settings.host, settings.port_for(service), limits, direct=direct, reuse_port=reuse_port
+        app,
+        settings.host,
+        settings.port_for(service),
+        configs.server_limits(settings),
+        direct=configs.direct_dispatch(settings),
+        reuse_port=reuse_port,
     )
 
     def announce() -> None:

@@ -1,8 +1,12 @@
 """Settings: one frozen dataclass, loaded and validated once.
 
 Sources, highest first: command-line flags, the environment, a ``.env`` file in the working
-directory, the defaults below. A bad value raises ``ConfigError`` naming the variable; the
-CLI prints it as one line and exits with status 2.
+directory, the defaults below. A bad value raises ``ConfigError`` naming the variable (or the
+flag that gave it); the CLI prints it as one line and exits with status 2. A secret's value is
+never shown, only its length. Each default that a component also has is taken from it (the
+server's limits, the client's timeouts, the hold rules, the key window), so it is written once.
+
+``apps/configs.py`` turns these settings into the components' own configurations.
 """
 
 from __future__ import annotations
@@ -11,16 +15,21 @@ import importlib.util
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from ticketsys.domain.models import MAX_STOCK
+from ticketsys.domain.models import DEFAULT_HOLDS, MAX_STOCK
+from ticketsys.http.client import ClientOptions
 from ticketsys.http.server import ServerLimits
+from ticketsys.storage.fsync import FsyncPolicy
+from ticketsys.storage.window import DAY
 
-_SERVER = ServerLimits()  # the server's defaults, each defined (with its reason) in one place
+# The components' defaults, each defined (with its reason) in one place: theirs.
+_SERVER = ServerLimits()
+_CLIENT = ClientOptions(base_url="")
 
 
 class DeploymentMode(StrEnum):
@@ -28,9 +37,74 @@ class DeploymentMode(StrEnum):
     MICROSERVICES = "microservices"
 
 
+class ServerDispatch(StrEnum):
+    DIRECT = "direct"  # the embedded server calls the app's handler, no ASGI layer
+    ASGI = "asgi"
+
+
+class VacancyClientKind(StrEnum):
+    POOL = "pool"
+    HTTPX = "httpx"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class StoreKind(StrEnum):
+    SQLITE = "sqlite"
+    MEMORY = "memory"
+    REDIS = "redis"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChoice:
+    """What STOCK_STORE names: an engine, and for Redis its URL."""
+
+    kind: StoreKind
+    url: str = ""
+
+    @property
+    def shared(self) -> bool:
+        """Whether the stock lives outside this process (so replicas may share it)."""
+        return self.kind is StoreKind.REDIS
+
+    def __str__(self) -> str:
+        return redact_url(self.url) if self.url else self.kind.value
+
+
+SQLITE, MEMORY = StoreChoice(StoreKind.SQLITE), StoreChoice(StoreKind.MEMORY)
+
+# Variables whose values are never shown (errors, logs, reprs): only their length is.
+SECRETS = frozenset({"SERVICE_TOKEN"})
+
+
+def shown(variable: str, value: str) -> str:
+    """``value`` as an error may show it: a secret as ``***`` with its length, a URL without
+    its password."""
+    if variable in SECRETS:
+        return f"*** ({len(value)} characters)"
+    return repr(redact_url(value)) if "://" in value else repr(value)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (``redis://:pw@host`` -> ``redis://:***@host``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 class ConfigError(ValueError):
+    """A refused value; ``variable`` names where it came from (a variable, or a flag)."""
+
     def __init__(self, variable: str, value: str, reason: str) -> None:
-        super().__init__(f"{variable}={value!r}: {reason}")
+        super().__init__(f"{variable}={shown(variable, value)}: {reason}")
         self.variable = variable
 
 
@@ -45,23 +119,24 @@ class Settings:
     host: str = "127.0.0.1"
     max_qty: int = 1000
     max_body_bytes: int = _SERVER.max_body_bytes
-    vacancy_connect_timeout: float = 0.25
-    vacancy_timeout: float = 0.5
-    vacancy_pool_size: int = 100
-    vacancy_client: str = "pool"
-    stock_store: str = "sqlite"
+    vacancy_connect_timeout: float = _CLIENT.connect_timeout
+    vacancy_timeout: float = _CLIENT.read_timeout
+    vacancy_pool_size: int = _CLIENT.max_connections
+    vacancy_client: VacancyClientKind = VacancyClientKind.POOL
+    stock_store: StoreChoice = SQLITE
     data_dir: str = "./data"
-    fsync: str = "everysec"
+    fsync: FsyncPolicy = FsyncPolicy.EVERYSEC
     redis_timeout: float = 0.5
-    server_dispatch: str = "direct"
-    idempotency_ttl: float = 24 * 3600.0
-    hold_ttl: float = 600.0
-    hold_ttl_max: float = 3600.0
+    server_dispatch: ServerDispatch = ServerDispatch.DIRECT
+    idempotency_ttl: float = DAY
+    hold_ttl: float = DEFAULT_HOLDS.default_ttl
+    hold_ttl_max: float = DEFAULT_HOLDS.max_ttl
     purchase_hold_ttl: float = 30.0
-    service_token: str = ""
+    service_token: str = field(default="", repr=False)
+    allow_unauthenticated: bool = False
     keepalive_timeout: float = _SERVER.keepalive_timeout
     request_timeout: float = _SERVER.request_timeout
-    log_level: str = "info"
+    log_level: LogLevel = LogLevel.INFO
     cors_origins: tuple[str, ...] = ()
 
     def port_for(self, service: str) -> int:
@@ -73,8 +148,7 @@ class Settings:
 
     @property
     def shared_store(self) -> bool:
-        """Whether the stock lives outside this process (so replicas may share it)."""
-        return self.stock_store.startswith(("redis://", "rediss://"))
+        return self.stock_store.shared
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -101,13 +175,6 @@ def _seconds(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return parse
-
-
-def _mode(raw: str) -> DeploymentMode:
-    try:
-        return DeploymentMode(raw.strip().lower())
-    except ValueError:
-        raise ValueError("must be 'monolith' or 'microservices'") from None
 
 
 def _http_urls(raw: str) -> str:
@@ -137,29 +204,39 @@ def _host(raw: str) -> str:
     return raw.strip()
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise ValueError("must be " + " or ".join(f"'{a}'" for a in allowed))
-        return value
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(kind: type[E]) -> Callable[[str], E]:
+    def parse(raw: str) -> E:
+        try:
+            return kind(raw.strip().lower())
+        except ValueError:
+            raise ValueError("must be " + " or ".join(f"'{member}'" for member in kind)) from None
 
     return parse
 
 
-def _vacancy_client(raw: str) -> str:
-    value = _choice("pool", "httpx")(raw)
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("1", "0", "true", "false", "yes", "no", ""):
+        raise ValueError("must be 1 or 0")
+    return value in ("1", "true", "yes")
+
+
+def _vacancy_client(raw: str) -> VacancyClientKind:
+    value = _choice(VacancyClientKind)(raw)
     # httpx is an extra, imported only when the client is made: refuse now rather than when
     # Ticket first opens its pool.
-    if value == "httpx" and importlib.util.find_spec("httpx") is None:
+    if value is VacancyClientKind.HTTPX and importlib.util.find_spec("httpx") is None:
         raise ValueError("httpx is not installed: add the [httpx] extra (bin/ticketsys install httpx)")
     return value
 
 
-def _store(raw: str) -> str:
+def _store(raw: str) -> StoreChoice:
     value = raw.strip()
     if value in ("sqlite", "memory"):
-        return value
+        return StoreChoice(StoreKind(value))
     if value == "journal":
         raise ValueError(
             "the journal store was replaced by 'sqlite' (the default); a DATA_DIR with journal files "
@@ -170,7 +247,7 @@ def _store(raw: str) -> str:
         db = parts.path.strip("/")
         if db and not db.isdigit():
             raise ValueError("a Redis URL's path is its database number, e.g. redis://host:6379/0")
-        return value
+        return StoreChoice(StoreKind.REDIS, value)
     raise ValueError("must be 'sqlite', 'memory' or a redis://host:port/db URL")
 
 
@@ -226,7 +303,7 @@ _PORT = _integer(1, 65535)
 
 # Environment variable -> (Settings field, parser). The variable is the field's name upper-cased.
 PARSERS: dict[str, Callable[[str], Any]] = {
-    "DEPLOYMENT_MODE": _mode,
+    "DEPLOYMENT_MODE": _choice(DeploymentMode),
     "INITIAL_STOCK": _integer(0, MAX_STOCK),
     "MONOLITH_PORT": _PORT,
     "VACANCY_PORT": _PORT,
@@ -241,17 +318,18 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "VACANCY_CLIENT": _vacancy_client,
     "STOCK_STORE": _store,
     "DATA_DIR": _path,
-    "FSYNC": _choice("always", "everysec", "no"),
+    "FSYNC": _choice(FsyncPolicy),
     "REDIS_TIMEOUT": _seconds(0.001, 60),
-    "SERVER_DISPATCH": _choice("direct", "asgi"),
+    "SERVER_DISPATCH": _choice(ServerDispatch),
     "IDEMPOTENCY_TTL": _seconds(1, 365 * 24 * 3600),
     "HOLD_TTL": _seconds(0.001, 7 * 24 * 3600),
     "HOLD_TTL_MAX": _seconds(0.001, 7 * 24 * 3600),
     "PURCHASE_HOLD_TTL": _seconds(0.001, 3600),
     "SERVICE_TOKEN": _token,
+    "ALLOW_UNAUTHENTICATED": _flag,
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),
     "REQUEST_TIMEOUT": _seconds(0.1, 3600),
-    "LOG_LEVEL": _choice("debug", "info", "warning", "error"),
+    "LOG_LEVEL": _choice(LogLevel),
     "CORS_ORIGINS": _origins,
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
@@ -283,22 +361,35 @@ def load_settings(
     overrides: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = Path(".env"),
+    *,
+    flags: Mapping[str, str] | None = None,
+    pinned: Mapping[str, tuple[str, str]] | None = None,
 ) -> Settings:
     """Settings from ``overrides`` (the CLI's flags, by variable name), then ``environ``
-    (default ``os.environ``), then ``env_file``, then the defaults."""
+    (default ``os.environ``), then ``env_file``, then the defaults.
+
+    ``flags`` names the flag that gave an override (variable -> ``--port``), so that its error
+    names what the user typed. ``pinned`` holds what the command itself implies (variable ->
+    (value, why)): the environment or the file may repeat it, not contradict it."""
     environ = os.environ if environ is None else environ
     layers = [overrides or {}, environ, read_env_file(env_file) if env_file is not None else {}]
+    names = [flags or {}, {}, {}]
     values: dict[str, Any] = {}
     for variable, parse in PARSERS.items():
-        for layer in layers:
+        for layer, named in zip(layers, names, strict=True):
             raw = layer.get(variable)
             if raw is None:
                 continue
             try:
                 values[variable.lower()] = parse(raw)
             except ValueError as exc:
-                raise ConfigError(variable, raw, str(exc)) from None
+                raise ConfigError(named.get(variable, variable), raw, str(exc)) from None
+            pin = (pinned or {}).get(variable)
+            if pin is not None and values[variable.lower()] != parse(pin[0]):
+                raise ConfigError(variable, raw, pin[1])
             break
+    for variable, (value, _) in (pinned or {}).items():
+        values.setdefault(variable.lower(), PARSERS[variable](value))
     settings = Settings(**values)
     for variable in ("HOLD_TTL", "PURCHASE_HOLD_TTL"):
         if getattr(settings, variable.lower()) > settings.hold_ttl_max:

@@ -12,7 +12,7 @@ import pytest
 from tests.asgi import AsgiResponse, call
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
-from ticketsys.config import Settings
+from ticketsys.config import MEMORY, Settings
 from ticketsys.http.application import App
 
 JSON = (b"content-type", b"application/json")
@@ -20,7 +20,7 @@ TOKEN = "s3cret-token-0123456789"
 
 
 def _settings(**changes: Any) -> Settings:
-    return Settings(stock_store="memory", **changes)
+    return Settings(stock_store=MEMORY, **changes)
 
 
 def _run(app: App, test: Callable[[App], Awaitable[None]]) -> None:

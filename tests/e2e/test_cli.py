@@ -44,7 +44,7 @@ def test_help(command: str, tmp_path: Path) -> None:
     [
         pytest.param(["monolith"], {"INITIAL_STOCK": "abc"}, "INITIAL_STOCK", id="stock-not-a-number"),
         pytest.param(["monolith"], {"INITIAL_STOCK": "-1"}, "INITIAL_STOCK", id="negative-stock"),
-        pytest.param(["monolith", "--port", "99999"], {}, "PORT", id="port-out-of-range"),
+        pytest.param(["monolith", "--port", "99999"], {}, "--port", id="port-out-of-range"),
         pytest.param(["ticket"], {"VACANCY_URL": "ftp://x"}, "VACANCY_URL", id="url-scheme"),
         pytest.param(["monolith"], {"MAX_QTY": "0"}, "MAX_QTY", id="max-qty"),
         pytest.param(["monolith"], {"STOCK_STORE": "postgres"}, "STOCK_STORE", id="store"),

@@ -1,5 +1,6 @@
-"""Vacancy dies in microservices mode: Ticket answers 503 JSON within its timeout, says it is
-not ready, and sells again as soon as Vacancy is back on the same port."""
+"""Vacancy dies in microservices mode: Ticket answers 503 JSON within its timeout, naming
+nothing of the inside (its log has the detail), says it is not ready, and sells again as soon
+as Vacancy is back on the same port."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def test_dead_vacancy_is_503_and_ticket_recovers(tmp_path: Path) -> None:
         for _ in range(3):  # the pooled connection is dead, then nothing listens at all
             status, body, took = _buy(front)
             assert (status, body["error"]) == (503, "vacancy_unavailable")
+            assert body["message"] == "the stock service is unavailable, try again shortly"
             assert took < DEAD_ANSWER_BOUND
+        assert "answered 503 vacancy_unavailable: vacancy unreachable" in ticket.log()
         assert front.request("GET", "/readyz").status == 503
         assert front.request("GET", "/healthz").status == 200  # alive, only not ready
 

@@ -14,7 +14,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.ticket import build_ticket
 from ticketsys.apps.vacancy import build_vacancy
-from ticketsys.config import Settings
+from ticketsys.config import MEMORY, Settings
 from ticketsys.http.application import App
 from ticketsys.http.models import Request, Response
 from ticketsys.http.openapi import openapi_document
@@ -121,10 +121,10 @@ def _openapi(app: App) -> dict[str, Any]:
 
 
 APPS = {
-    "monolith": lambda: build_monolith(Settings(stock_store="memory")),
-    "vacancy": lambda: build_vacancy(Settings(stock_store="memory")),
-    "vacancy-with-token": lambda: build_vacancy(Settings(stock_store="memory", service_token=TOKEN)),
-    "ticket": lambda: build_ticket(Settings(stock_store="memory", service_token=TOKEN)),
+    "monolith": lambda: build_monolith(Settings(stock_store=MEMORY)),
+    "vacancy": lambda: build_vacancy(Settings(stock_store=MEMORY)),
+    "vacancy-with-token": lambda: build_vacancy(Settings(stock_store=MEMORY, service_token=TOKEN)),
+    "ticket": lambda: build_ticket(Settings(stock_store=MEMORY, service_token=TOKEN)),
 }
 
 

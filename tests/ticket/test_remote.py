@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from ticketsys.apps.vacancy import build_vacancy
-from ticketsys.config import Settings
+from ticketsys.config import MEMORY, Settings
 from ticketsys.domain.errors import (
     HoldNotFound,
     HoldUnavailable,
@@ -31,7 +31,7 @@ ORDER = "ab" * 16
 
 @asynccontextmanager
 async def vacancy(kind: str, **settings: object) -> AsyncIterator[RemoteVacancyClient]:
-    options = {"initial_stock": 100, "max_qty": 10, "stock_store": "memory", **settings}
+    options = {"initial_stock": 100, "max_qty": 10, "stock_store": MEMORY, **settings}
     server = Server(build_vacancy(Settings(**options)), "127.0.0.1", 0, ServerLimits())  # type: ignore[arg-type]
     await server.start()
     url = f"http://127.0.0.1:{server.port}"

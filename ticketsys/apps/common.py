@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable, Iterable
 import orjson
 
 from ticketsys import __version__
+from ticketsys.api import schemas
+from ticketsys.apps import configs
 from ticketsys.apps.errors import ERRORS
 from ticketsys.config import Settings
-from ticketsys.domain import schemas
 from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
-from ticketsys.http.cors import CorsPolicy
 from ticketsys.http.models import Request, Response
 from ticketsys.http.openapi import docs_page, openapi_document
 from ticketsys.http.responses import json_response
@@ -126,6 +126,6 @@ def assemble(
         max_body_bytes=settings.max_body_bytes,
         title=title,
         version=__version__,
-        cors=CorsPolicy(settings.cors_origins) if settings.cors_origins else None,
+        cors=configs.cors_policy(settings),
     )
     return app

@@ -1,6 +1,14 @@
-"""The one table from business errors to HTTP answers."""
+"""The one table from business errors to HTTP answers.
+
+An answer tells the buyer what happened in plain words and names nothing of the inside (no
+address, file or store id): the detail of a 503 goes to the log, at most one line a second
+for each kind, so that an outage does not write one line per buyer.
+"""
 
 from __future__ import annotations
+
+import logging
+from time import monotonic
 
 from ticketsys.domain.errors import (
     HoldNotFound,
@@ -16,6 +24,23 @@ from ticketsys.domain.errors import (
 )
 from ticketsys.http.application import ErrorTable
 from ticketsys.http.errors import HTTPError
+
+log = logging.getLogger("ticketsys")
+
+# error code -> (when its detail was last logged, how many were left out since)
+_LOGGED: dict[str, tuple[float, int]] = {}
+_LOG_EVERY = 1.0  # seconds
+
+
+def log_detail(code: str, detail: str) -> None:
+    now = monotonic()
+    last, left_out = _LOGGED.get(code, (float("-inf"), 0))
+    if now - last < _LOG_EVERY:
+        _LOGGED[code] = (last, left_out + 1)
+        return
+    _LOGGED[code] = (now, 0)
+    more = f" (and {left_out} more since the last such line)" if left_out else ""
+    log.warning("answered 503 %s: %s%s", code, detail, more)
 
 
 def _invalid_quantity(exc: InvalidQuantity) -> HTTPError:
@@ -47,12 +72,13 @@ def _over_release(exc: OverRelease) -> HTTPError:
 
 
 def _vacancy_unavailable(exc: VacancyUnavailable) -> HTTPError:
-    # Retry-After: the buyer may try again shortly; the purchase did not go through... or its
-    # outcome is unknown, which the message says plainly.
+    # Retry-After: the buyer may try again shortly (with the same Idempotency-Key, a retry
+    # cannot buy twice, whatever became of this one).
+    log_detail("vacancy_unavailable", exc.reason)
     return HTTPError(
         503,
         "vacancy_unavailable",
-        f"the stock service is unavailable, try again shortly ({exc.reason})",
+        "the stock service is unavailable, try again shortly",
         headers=((b"retry-after", b"1"),),
     )
 
@@ -62,12 +88,14 @@ def _idempotency_conflict(exc: IdempotencyConflict) -> HTTPError:
 
 
 def _store_unavailable(exc: StoreUnavailable) -> HTTPError:
-    return HTTPError(503, "store_unavailable", f"the sale could not be recorded ({exc.reason})")
+    log_detail("store_unavailable", exc.reason)
+    return HTTPError(503, "store_unavailable", "the sale could not be recorded, try again shortly")
 
 
 def _store_refused(exc: StoreRefused) -> HTTPError:
     # A store that cannot prove its state (e.g. Vacancy now serves another sale): nothing is sold.
-    return HTTPError(503, "store_refused", str(exc))
+    log_detail("store_refused", str(exc))
+    return HTTPError(503, "store_refused", "sales are stopped: a store could not prove its state")
 
 
 ERRORS: ErrorTable = {

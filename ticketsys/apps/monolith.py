@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from ticketsys.apps import configs
 from ticketsys.apps.common import all_ready, assemble, store_ready
 from ticketsys.apps.local_vacancy import LocalVacancyClient
 from ticketsys.apps.stores import monolith_stores
 from ticketsys.config import DeploymentMode, Settings, load_settings
 from ticketsys.domain.interfaces import Lifecycle
-from ticketsys.domain.models import HoldRules
 from ticketsys.http.application import App, DeferredApp
 from ticketsys.ticket.checkout import Checkout, HoldCheckout, StoreCheckout
 from ticketsys.ticket.routes import ticket_routes
@@ -17,8 +17,8 @@ from ticketsys.vacancy.service import VacancyService
 
 
 def build_monolith(settings: Settings) -> App:
-    stores = monolith_stores(settings)
-    rules = HoldRules(settings.hold_ttl, settings.hold_ttl_max)
+    stores = monolith_stores(configs.store_config(settings))
+    rules = configs.hold_rules(settings)
     vacancy = VacancyService(stores.stock, settings.max_qty, rules)
     client = LocalVacancyClient(vacancy)
     checkout: Checkout

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ticketsys.config import Settings
+from ticketsys.config import StoreChoice, StoreKind
 from ticketsys.domain.errors import StoreRefused
 from ticketsys.domain.interfaces import OrderStore, SaleStore, StockStore
 from ticketsys.storage.fsync import FsyncPolicy
@@ -30,6 +30,19 @@ _JOURNAL_FILES = ("stock.snapshot", "orders.snapshot", "stock.*.log", "orders.*.
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """The stores' arguments (configs.store_config makes them from Settings)."""
+
+    choice: StoreChoice
+    data_dir: Path
+    fsync: FsyncPolicy
+    initial_stock: int
+    key_ttl: float  # how long an idempotency key is remembered
+    redis_timeout: float
+    redis_connect_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class MonolithStores:
     """The monolith sells from a ``SaleStore`` when the engine can write a sale in one
     step; otherwise (Redis) from a stock and an order store, through holds."""
@@ -39,55 +52,51 @@ class MonolithStores:
     orders: OrderStore | None
 
 
-def _database(settings: Settings, name: str) -> Database:
-    directory = Path(settings.data_dir)
+def _database(config: StoreConfig, name: str) -> Database:
     for pattern in _JOURNAL_FILES:
-        found = next(iter(sorted(directory.glob(pattern))), None)
+        found = next(iter(sorted(config.data_dir.glob(pattern))), None)
         if found is not None:
             raise StoreRefused(
                 f"{found} is a journal store of ticketsys 0.1, which this version does not read: "
                 "see README, 'Upgrading from the journal store'"
             )
-    return Database(directory / name, name.removesuffix(".db"), FsyncPolicy(settings.fsync))
+    return Database(config.data_dir / name, name.removesuffix(".db"), config.fsync)
 
 
-def _redis(settings: Settings) -> Redis:
+def _redis(config: StoreConfig) -> Redis:
     from ticketsys.storage.redis import connect
 
     return connect(
-        settings.stock_store,
-        timeout=settings.redis_timeout,
-        connect_timeout=min(settings.redis_timeout, 0.25),
+        config.choice.url, timeout=config.redis_timeout, connect_timeout=config.redis_connect_timeout
     )
 
 
-def monolith_stores(settings: Settings) -> MonolithStores:
-    if settings.shared_store:
-        return MonolithStores(stock_store(settings), None, order_store(settings))
-    if settings.stock_store == "memory":
-        sale: SaleStore = MemorySale(settings.initial_stock, key_ttl=settings.idempotency_ttl)
+def monolith_stores(config: StoreConfig) -> MonolithStores:
+    if config.choice.kind is StoreKind.REDIS:
+        return MonolithStores(stock_store(config), None, order_store(config))
+    sale: SaleStore
+    if config.choice.kind is StoreKind.MEMORY:
+        sale = MemorySale(config.initial_stock, key_ttl=config.key_ttl)
     else:
-        database = _database(settings, SALE_FILE)
-        sale = SqliteSale(database, settings.initial_stock, key_ttl=settings.idempotency_ttl)
+        sale = SqliteSale(_database(config, SALE_FILE), config.initial_stock, key_ttl=config.key_ttl)
     return MonolithStores(sale, sale, None)
 
 
-def stock_store(settings: Settings) -> StockStore:
-    if settings.shared_store:
+def stock_store(config: StoreConfig) -> StockStore:
+    if config.choice.kind is StoreKind.REDIS:
         from ticketsys.storage.redis.stock import RedisStock
 
-        return RedisStock(_redis(settings), settings.initial_stock, key_ttl=settings.idempotency_ttl)
-    if settings.stock_store == "memory":
-        return MemoryStock(settings.initial_stock, key_ttl=settings.idempotency_ttl)
-    database = _database(settings, STOCK_FILE)
-    return SqliteStock(database, settings.initial_stock, key_ttl=settings.idempotency_ttl)
+        return RedisStock(_redis(config), config.initial_stock, key_ttl=config.key_ttl)
+    if config.choice.kind is StoreKind.MEMORY:
+        return MemoryStock(config.initial_stock, key_ttl=config.key_ttl)
+    return SqliteStock(_database(config, STOCK_FILE), config.initial_stock, key_ttl=config.key_ttl)
 
 
-def order_store(settings: Settings) -> OrderStore:
-    if settings.shared_store:
+def order_store(config: StoreConfig) -> OrderStore:
+    if config.choice.kind is StoreKind.REDIS:
         from ticketsys.storage.redis.orders import RedisOrders
 
-        return RedisOrders(_redis(settings), key_ttl=settings.idempotency_ttl)
-    if settings.stock_store == "memory":
-        return MemoryOrders(key_ttl=settings.idempotency_ttl)
-    return SqliteOrders(_database(settings, ORDERS_FILE), key_ttl=settings.idempotency_ttl)
+        return RedisOrders(_redis(config), key_ttl=config.key_ttl)
+    if config.choice.kind is StoreKind.MEMORY:
+        return MemoryOrders(key_ttl=config.key_ttl)
+    return SqliteOrders(_database(config, ORDERS_FILE), key_ttl=config.key_ttl)

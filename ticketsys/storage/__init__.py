@@ -1,1 +1,2 @@
-"""Durable local storage: an append-only journal with snapshots. Knows nothing of tickets."""
+"""The stores, one engine each (memory, sqlite/, redis/), behind domain.interfaces' Protocols.
+They know tickets only through ``domain``; nothing here speaks HTTP."""

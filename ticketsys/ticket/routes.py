@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ticketsys.domain import schemas
-from ticketsys.domain.errors import HoldNotFound
+from ticketsys.api import readers, schemas
 from ticketsys.domain.models import PURCHASE_MESSAGE, Order
-from ticketsys.domain.wire import is_id, order_json, rfc3339, stock_json
+from ticketsys.domain.wire import order_json, rfc3339, stock_json
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.models import Request, Response
 from ticketsys.http.responses import json_response
@@ -28,20 +27,13 @@ def _sold(order: Order) -> Response:
     )
 
 
-def _hold_id(request: Request) -> str:
-    value = request.path_params["hold_id"]
-    if not is_id(value):
-        raise HoldNotFound(value)
-    return value
-
-
 def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Route]:
     """``proxy_available`` serves ``GET /api/v1/available`` by asking Vacancy (the ticket
     service alone); the monolith already has Vacancy's own route for it."""
 
     async def purchase(request: Request) -> Response:
-        qty = schemas.read_qty(request, service.max_qty)
-        return _sold(await service.purchase(qty, schemas.idempotency_key(request)))
+        qty = readers.read_qty(request, service.max_qty)
+        return _sold(await service.purchase(qty, readers.idempotency_key(request)))
 
     async def order(request: Request) -> Response:
         found = await service.order(request.path_params["order_id"])
@@ -56,13 +48,13 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
         return json_response(stock_json(await service.stock()))
 
     async def create_hold(request: Request) -> Response:
-        qty, ttl = schemas.read_hold(request, service.max_qty)
-        hold = await service.create_hold(qty, ttl, schemas.idempotency_key(request))
+        qty, ttl = readers.read_hold(request, service.max_qty)
+        hold = await service.create_hold(qty, ttl, readers.idempotency_key(request))
         body = {"hold_id": hold.hold_id, "qty": hold.qty, "expires_at": rfc3339(hold.expires_at)}
         return json_response({**body, "remaining": hold.remaining}, 201)
 
     async def get_hold(request: Request) -> Response:
-        hold = await service.get_hold(_hold_id(request))
+        hold = await service.get_hold(readers.read_hold_id(request))
         body = {
             "hold_id": hold.hold_id,
             "qty": hold.qty,
@@ -72,10 +64,11 @@ def ticket_routes(service: TicketService, *, proxy_available: bool) -> list[Rout
         return json_response(body if hold.order_id is None else {**body, "order_id": hold.order_id})
 
     async def confirm(request: Request) -> Response:
-        return _sold(await service.confirm(_hold_id(request), schemas.idempotency_key(request)))
+        return _sold(await service.confirm(readers.read_hold_id(request), readers.idempotency_key(request)))
 
     async def release(request: Request) -> Response:
-        return json_response({"success": True, "remaining": await service.release(_hold_id(request))})
+        remaining = await service.release(readers.read_hold_id(request))
+        return json_response({"success": True, "remaining": remaining})
 
     hold_path = {"parameters": (schemas.HOLD_ID,), "tags": ("holds",)}
     routes = [

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ticketsys.domain import schemas
-from ticketsys.domain.errors import HoldNotFound, SoldOut
+from ticketsys.api import readers, schemas
+from ticketsys.domain.errors import SoldOut
 from ticketsys.domain.models import MAX_STOCK
-from ticketsys.domain.wire import hold_json, is_id, stock_json
+from ticketsys.domain.wire import hold_json, stock_json
 from ticketsys.http.auth import require_bearer
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.models import Request, Response
@@ -21,14 +21,6 @@ _HOLD_ERRORS = {401: schemas.ERROR, 404: schemas.ERROR, 409: schemas.ERROR}
 
 def _change(remaining: int, success: bool = True) -> Response:
     return json_response({"success": success, "remaining": remaining})
-
-
-def hold_id(request: Request) -> str:
-    """The path's hold id; one that cannot be an id is simply not found."""
-    value = request.path_params["hold_id"]
-    if not is_id(value):
-        raise HoldNotFound(value)
-    return value
 
 
 def vacancy_routes(
@@ -51,10 +43,10 @@ def vacancy_routes(
 
     async def create_hold(request: Request) -> Response:
         authorise(request)
-        key = schemas.idempotency_key(request)  # checked either way; a sale's key is its order
-        sale = schemas.read_sale(request, service.max_qty)
+        key = readers.idempotency_key(request)  # checked either way; a sale's key is its order
+        sale = readers.read_sale(request, service.max_qty)
         if sale is None:
-            qty, ttl = schemas.read_hold(request, service.max_qty)
+            qty, ttl = readers.read_hold(request, service.max_qty)
             hold = await service.hold(qty, ttl, key)
         else:
             hold = await service.sell_hold(*sale)
@@ -62,33 +54,33 @@ def vacancy_routes(
 
     async def get_hold(request: Request) -> Response:
         authorise(request)
-        return json_response(hold_json(await service.get_hold(hold_id(request))))
+        return json_response(hold_json(await service.get_hold(readers.read_hold_id(request))))
 
     async def confirm(request: Request) -> Response:
         authorise(request)
-        held = hold_id(request)
-        return json_response(hold_json(await service.confirm(held, schemas.read_order_id(request))))
+        held = readers.read_hold_id(request)
+        return json_response(hold_json(await service.confirm(held, readers.read_order_id(request))))
 
     async def release_hold(request: Request) -> Response:
         authorise(request)
-        return _change(await service.release(hold_id(request)))
+        return _change(await service.release(readers.read_hold_id(request)))
 
     async def reserve(request: Request) -> Response:
         authorise(request)
         try:
-            return _change(await service.reserve(schemas.read_qty(request, service.max_qty)))
+            return _change(await service.reserve(readers.read_qty(request, service.max_qty)))
         except SoldOut as exc:  # the seed's contract: 200 with success false, nothing taken
             return _change(exc.remaining, success=False)
 
     async def release(request: Request) -> Response:
         authorise(request)
-        return _change(await service.unreserve(schemas.read_qty(request, MAX_STOCK)))
+        return _change(await service.unreserve(readers.read_qty(request, MAX_STOCK)))
 
     async def restock(request: Request) -> Response:
         if secret is None:
             raise HTTPError(403, "restock_disabled", "restocking over HTTP needs SERVICE_TOKEN to be set")
         require_bearer(request, secret)
-        return _change(await service.restock(schemas.read_qty(request, MAX_STOCK)))
+        return _change(await service.restock(readers.read_qty(request, MAX_STOCK)))
 
     routes = [
         Route(

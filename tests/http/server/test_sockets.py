@@ -31,7 +31,7 @@ from tests.http.server.raw import (
     Reply,
     assert_json_error,
 )
-from ticketsys.config import Settings
+from ticketsys.config import MEMORY, Settings
 from ticketsys.http.application import App
 from ticketsys.http.models import Request, Response
 from ticketsys.http.responses import json_response
@@ -511,7 +511,7 @@ def test_monolith_over_a_socket(run: Runner) -> None:
     available = b"GET /api/v1/available HTTP/1.1\r\nHost: test\r\n\r\n"
 
     async def main() -> None:
-        async with serving(build_monolith(Settings(initial_stock=10, stock_store="memory"))) as server:
+        async with serving(build_monolith(Settings(initial_stock=10, stock_store=MEMORY))) as server:
             client = await Client.connect(server)
             await client.send(available + purchase(3) + purchase(20) + available + GARBAGE)
             first, bought, refused, after, garbage = [await client.reply() for _ in range(5)]

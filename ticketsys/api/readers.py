@@ -1,0 +1,73 @@
+"""Readers of the requests both services accept: each returns a plain value or raises the
+``HTTPError`` that answers the request (422 with the refused field)."""
+
+from __future__ import annotations
+
+from ticketsys.api.schemas import MAX_KEY_LENGTH
+from ticketsys.domain.errors import HoldNotFound
+from ticketsys.domain.wire import WireError, is_id, parse_rfc3339
+from ticketsys.http.errors import HTTPError
+from ticketsys.http.models import Request
+from ticketsys.http.requests import int_field, json_object
+
+
+def read_qty(request: Request, max_qty: int) -> int:
+    return int_field(json_object(request), "qty", minimum=1, maximum=max_qty)
+
+
+def read_hold(request: Request, max_qty: int) -> tuple[int, float | None]:
+    """``{"qty": n, "ttl": seconds?}``: the seconds' range is the domain's (HoldRules)."""
+    data = json_object(request)
+    qty = int_field(data, "qty", minimum=1, maximum=max_qty)
+    ttl = data.get("ttl")
+    if "ttl" in data and type(ttl) not in (int, float):  # null is not a number either
+        raise HTTPError(422, "invalid_field", "'ttl' must be a number of seconds", extra={"field": "ttl"})
+    return qty, ttl
+
+
+def read_sale(request: Request, max_qty: int) -> tuple[int, float, str] | None:
+    """``{"qty": n, "expires_at": time, "order_id": id}``, a hold made sold at once (Ticket's
+    purchases), or None for a plain hold's body (no ``order_id``)."""
+    data = json_object(request)
+    if "order_id" not in data:
+        return None
+    qty = int_field(data, "qty", minimum=1, maximum=max_qty)
+    order_id = data["order_id"]
+    if not isinstance(order_id, str) or not is_id(order_id):
+        raise HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
+    try:
+        expires_at = parse_rfc3339(data.get("expires_at"))
+    except WireError:
+        raise HTTPError(
+            422, "invalid_field", "'expires_at' must be an RFC 3339 time", extra={"field": "expires_at"}
+        ) from None
+    return qty, expires_at, order_id
+
+
+def read_order_id(request: Request) -> str:
+    order_id = json_object(request).get("order_id")
+    if not isinstance(order_id, str) or not is_id(order_id):
+        raise HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
+    return order_id
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 255 visible ASCII characters, or absent."""
+    raw = request.header(b"idempotency-key")
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not all(0x21 <= byte <= 0x7E for byte in raw):
+        raise HTTPError(
+            422,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible ASCII characters",
+        )
+    return raw.decode("ascii")
+
+
+def read_hold_id(request: Request) -> str:
+    """The path's hold id; one that cannot be an id is simply not found."""
+    value = request.path_params["hold_id"]
+    if not is_id(value):
+        raise HoldNotFound(value)
+    return value
