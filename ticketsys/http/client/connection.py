@@ -96,16 +96,12 @@ class Connection(asyncio.Protocol):
 
     def send(self, batch: list[Exchange]) -> None:
         """Write ``batch`` after what is in flight, in one write (or once connected)."""
-        if self.transport is None:
+        transport = self.transport
+        if transport is None:
             self.unsent.extend(batch)
-        else:
-            self._write(batch)
-
-    def _write(self, batch: list[Exchange]) -> None:
-        assert self.transport is not None
-        data = batch[0].data if len(batch) == 1 else b"".join([ex.data for ex in batch])
+            return
         try:
-            self.transport.write(data)
+            transport.write(batch[0].data if len(batch) == 1 else b"".join([ex.data for ex in batch]))
         except RuntimeError:
             # uvloop, when the peer's close reached the transport before connection_lost
             # reached us (seen when a Vacancy replica was killed): nothing of it was sent.
@@ -120,7 +116,8 @@ class Connection(asyncio.Protocol):
                 ex.written = True
                 ex.deadline = answer_by
         self.in_flight.extend(batch)
-        self._arm(earliest)
+        if self._timer is None or earliest < self._timer_at:
+            self._arm(earliest)
 
     # -- transport callbacks ----------------------------------------------------------------
 
@@ -137,9 +134,10 @@ class Connection(asyncio.Protocol):
         batch = [ex for ex in self.unsent if not ex.future.done()]  # drop the cancelled
         self.unsent = []
         if batch:
-            self._write(batch)
+            self.send(batch)
         else:
-            self._ready()
+            self.idle_since = self.loop.time()
+            self.owner.connection_ready(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -164,25 +162,22 @@ class Connection(asyncio.Protocol):
         ex = self.in_flight.popleft()
         if not ex.future.done():  # not cancelled by its caller
             ex.future.set_result(ClientResponse(status, body))
-        if not keep_alive:
+        if keep_alive:
+            if not self.in_flight:
+                self.idle_since = self.loop.time()
+            self.owner.connection_ready(self)
+        else:
             # RFC 9112 §9.6: a server that answers with "close" processes nothing after it:
             # the requests behind it are provably unprocessed, and go out again elsewhere.
             self._end(None)
-        else:
-            self._ready()
-
-    def _ready(self) -> None:
-        if not self.in_flight:
-            self.idle_since = self.loop.time()
-        self.owner.connection_ready(self)
 
     # -- deadlines --------------------------------------------------------------------------
 
     def _arm(self, when: float) -> None:
-        if self._timer is None or when < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer, self._timer_at = self.loop.call_at(when, self._timer_fired), when
+        """Fire at ``when``, earlier than the timer armed (if any)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = self.loop.call_at(when, self._timer_fired), when
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -190,7 +185,7 @@ class Connection(asyncio.Protocol):
             return
         earliest = min(ex.deadline for ex in self.in_flight)
         if earliest > self.loop.time():
-            self._arm(earliest)
+            self._arm(earliest)  # the answers it was armed for came: watch the next
             return
         # An answer is late. Answers come in order: nothing behind it can be answered before
         # it, and a late answer must never be taken for the next one's. Close, and fail all:

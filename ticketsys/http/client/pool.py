@@ -135,13 +135,17 @@ class HttpPool:
         )
         for conn in plan.close:
             conn.close()  # connection_ended takes it out of the idle list
+        idle, active = self._idle, self._active
         for conn, n in plan.send:
             batch = self._take(n)
             if not batch:
                 break
-            if conn not in self._active:
-                self._take_idle(conn)
-                self._active.add(conn)
+            if conn not in active:
+                if idle[-1] is conn:  # the newest: the usual pick
+                    idle.pop()
+                else:
+                    idle.remove(conn)
+                active.add(conn)
             conn.send(batch)
         for n in plan.open:
             batch = self._take(n)
@@ -162,12 +166,6 @@ class HttpPool:
                 batch.append(ex)
                 n -= 1
         return batch
-
-    def _take_idle(self, conn: Connection) -> None:
-        if self._idle and self._idle[-1] is conn:
-            self._idle.pop()
-        else:
-            self._idle.remove(conn)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None and self._waiting and self._loop is not None and not self._closed:
@@ -210,7 +208,7 @@ class HttpPool:
         self._schedule_flush()  # a slot is free
 
     def connection_ready(self, conn: Connection) -> None:
-        if conn.depth == 0:
+        if not conn.in_flight and not conn.unsent:
             self._active.discard(conn)
             self._idle.append(conn)
         if self._waiting:
