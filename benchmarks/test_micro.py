@@ -12,7 +12,9 @@ table's times by it, or let ``benchmarks/microtable.py`` do it.
 Stocks are huge (10**12) so no benchmark ever sells out. Groups
 (``--benchmark-group-by=group``) put the alternatives of one decision side by side:
 ``parse`` (httptools vs h11), ``cycle`` (the ASGI adapter vs SERVER_DISPATCH=direct),
-``json`` (orjson vs the standard library), ``remote`` (our pool vs httpx).
+``json`` (orjson vs the standard library), ``remote`` (our pool vs httpx), ``pool`` (the
+pool's own cost per call against a responder that parses nothing: the pool of before issue 13,
+``benchmarks/pool_before.py``, against today's at several pipeline depths).
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ import httptools
 import orjson
 import pytest
 
+from benchmarks.batch_prototype import BatchReserver, build_batch_vacancy
+from benchmarks.ceiling import Ceiling
+from benchmarks.pool_before import BeforePool
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import Settings
 from ticketsys.domain.schemas import read_qty
 from ticketsys.http.application import App, direct_handler
-from ticketsys.http.client import CLIENTS, ClientOptions
+from ticketsys.http.client import CLIENTS, ClientOptions, HttpClient, HttpPool, HttpxClient
+from ticketsys.http.client.assign import ConnState, assign
 from ticketsys.http.limits import ServerLimits
 from ticketsys.http.requests import Request
 from ticketsys.http.responses import json_response
@@ -68,17 +74,18 @@ Run = Callable[..., Any]
 
 @pytest.fixture
 def run(loop: asyncio.AbstractEventLoop, benchmark: Any) -> Run:
-    """``run(make_coro, ops=OPS)``: one ``run_until_complete`` per round, of a coroutine that
-    awaits ``make_coro()`` ``ops`` times; returns the last result."""
+    """``run(make_coro, ops=OPS, per_op=1)``: one ``run_until_complete`` per round, of a
+    coroutine that awaits ``make_coro()`` ``ops`` times (each doing ``per_op`` operations);
+    returns the last result."""
 
-    def bench(make: Callable[[], Coroutine[Any, Any, Any]], ops: int = OPS) -> Any:
+    def bench(make: Callable[[], Coroutine[Any, Any, Any]], ops: int = OPS, per_op: int = 1) -> Any:
         async def many() -> Any:
             result = None
             for _ in range(ops):
                 result = await make()
             return result
 
-        benchmark.extra_info["ops_per_round"] = ops
+        benchmark.extra_info["ops_per_round"] = ops * per_op
         return benchmark(lambda: loop.run_until_complete(many()))
 
     return bench
@@ -418,15 +425,139 @@ def vacancy_url(loop: asyncio.AbstractEventLoop) -> Iterator[str]:
     loop.run_until_complete(server.shutdown())
 
 
+def _client(kind: str, url: str, depth: int = 8) -> HttpClient:
+    """``before``: the pool of before issue 13; ``pool``: ticketsys.http.client.HttpPool with
+    ``depth`` requests pipelined at most (1: none); ``httpx``: its httpx twin."""
+    options = ClientOptions(base_url=url, read_timeout=5.0, connect_timeout=5.0, max_pipeline=depth)
+    kinds: dict[str, Callable[[ClientOptions], HttpClient]] = {
+        "before": BeforePool,
+        "pool": HttpPool,
+        "httpx": HttpxClient,
+    }
+    return kinds[kind](options)
+
+
 @pytest.mark.benchmark(group="remote")
-@pytest.mark.parametrize("client", ["pool", "httpx"])
+@pytest.mark.parametrize("client", ["before", *CLIENTS])
 def test_remote_reserve(run: Run, loop: asyncio.AbstractEventLoop, vacancy_url: str, client: str) -> None:
     """RemoteVacancyClient.reserve to a Vacancy server in the same loop (both sides' work is in
-    the figure). ``pool`` is ticketsys.http.client.HttpPool, ``httpx`` its httpx twin."""
-    options = ClientOptions(base_url=vacancy_url, read_timeout=5.0, connect_timeout=5.0)
-    remote = RemoteVacancyClient(lambda: CLIENTS[client](options), vacancy_url)
+    the figure), one at a time."""
+    remote = RemoteVacancyClient(lambda: _client(client, vacancy_url), vacancy_url)
     loop.run_until_complete(remote.open())
     try:
         assert run(lambda: remote.reserve(1), ops=OPS // 4).success
     finally:
         loop.run_until_complete(remote.close())
+
+
+BURST = 16  # reserves leaving Ticket in one tick: what 16 purchases read in one loop iteration give
+
+
+@pytest.mark.benchmark(group="remote")
+@pytest.mark.parametrize(("client", "depth"), [("before", 1), ("pool", 1), ("pool", 8), ("pool", 16)])
+def test_remote_reserve_burst(
+    run: Run, loop: asyncio.AbstractEventLoop, vacancy_url: str, client: str, depth: int
+) -> None:
+    """``BURST`` reserves at once through RemoteVacancyClient, both sides' work per reserve:
+    how much pipelining saves the pair (on one core, as in the load runs)."""
+    remote = RemoteVacancyClient(lambda: _client(client, vacancy_url, depth), vacancy_url)
+    loop.run_until_complete(remote.open())
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(remote.reserve(1) for _ in range(BURST)))
+
+    try:
+        assert all(r.success for r in run(burst, ops=OPS // 20, per_op=BURST))
+    finally:
+        loop.run_until_complete(remote.close())
+
+
+@pytest.fixture(scope="session")
+def batch_vacancy_url(loop: asyncio.AbstractEventLoop) -> Iterator[str]:
+    """Vacancy with the prototype batch endpoint (benchmarks/batch_prototype.py)."""
+    server = Server(build_batch_vacancy(_settings()), "127.0.0.1", 0)
+    loop.run_until_complete(server.start())
+    yield f"http://127.0.0.1:{server.port}"
+    loop.run_until_complete(server.shutdown())
+
+
+@pytest.mark.benchmark(group="remote")
+def test_remote_reserve_burst_batch(
+    run: Run, loop: asyncio.AbstractEventLoop, batch_vacancy_url: str
+) -> None:
+    """The same ``BURST`` reserves as one batch request (the alternative to pipelining), per
+    reserve: one request and one answer to parse and render on each side for all of them."""
+    http = _client("pool", batch_vacancy_url, 1)
+    reserver = BatchReserver(http)
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(reserver.reserve(1) for _ in range(BURST)))
+
+    try:
+        assert all(r.success for r in run(burst, ops=OPS // 20, per_op=BURST))
+    finally:
+        loop.run_until_complete(http.aclose())
+
+
+# -- the pool's own cost: a responder that parses nothing -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def ceiling_url(loop: asyncio.AbstractEventLoop) -> Iterator[str]:
+    """benchmarks/ceiling.py's responder in the benchmarks' loop: fixed bytes per request."""
+    server = loop.run_until_complete(loop.create_server(Ceiling, "127.0.0.1", 0))
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server.close()
+    loop.run_until_complete(server.wait_closed())
+
+
+POOL_CASES = [("before", 1), ("pool", 1), ("pool", 8)]
+
+
+@pytest.mark.benchmark(group="pool")
+@pytest.mark.parametrize(("client", "depth"), POOL_CASES)
+def test_pool_call(
+    run: Run, loop: asyncio.AbstractEventLoop, ceiling_url: str, client: str, depth: int
+) -> None:
+    """One GET at a time: render, hand-off, write, read, parse, wake the caller."""
+    http = _client(client, ceiling_url, depth)
+    try:
+        assert run(lambda: http.request("GET", "/api/v1/available")).status == 200
+    finally:
+        loop.run_until_complete(http.aclose())
+
+
+@pytest.mark.benchmark(group="pool")
+@pytest.mark.parametrize(("client", "depth"), POOL_CASES)
+def test_pool_burst(
+    run: Run, loop: asyncio.AbstractEventLoop, ceiling_url: str, client: str, depth: int
+) -> None:
+    """``BURST`` GETs at once, per GET."""
+    http = _client(client, ceiling_url, depth)
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(http.request("GET", "/api/v1/available") for _ in range(BURST)))
+
+    try:
+        assert {r.status for r in run(burst, ops=OPS // 10, per_op=BURST)} == {200}
+    finally:
+        loop.run_until_complete(http.aclose())
+
+
+class _Conn:
+    __slots__ = ("depth", "state_")
+
+    def __init__(self, state: ConnState, depth: int = 0) -> None:
+        self.state_, self.depth = state, depth
+
+    def state(self, now: float) -> ConnState:
+        return self.state_
+
+
+@pytest.mark.benchmark(group="pool")
+def test_assign_one_request(benchmark: Any) -> None:
+    """The decision alone, at low load: one request, a pool of 16 idle and 4 busy."""
+    idle = [_Conn(ConnState.IDLE) for _ in range(16)]
+    active = {_Conn(ConnState.ACTIVE, 1) for _ in range(4)}
+    plan = benchmark(assign, 1, idle, active, 0.0, max_connections=100, max_pipeline=8)
+    assert plan.send == [(idle[-1], 1)]
