@@ -23,6 +23,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from importlib.util import find_spec
 from typing import Any
 
 import h11
@@ -38,7 +39,7 @@ from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import Settings
 from ticketsys.domain.schemas import read_qty
 from ticketsys.http.application import App, direct_handler
-from ticketsys.http.client import CLIENTS, ClientOptions, HttpClient, HttpPool, HttpxClient
+from ticketsys.http.client import ClientOptions, HttpClient, HttpPool, HttpxClient
 from ticketsys.http.client.assign import ConnState, assign
 from ticketsys.http.limits import ServerLimits
 from ticketsys.http.requests import Request
@@ -438,7 +439,14 @@ def _client(kind: str, url: str, depth: int = 8) -> HttpClient:
 
 
 @pytest.mark.benchmark(group="remote")
-@pytest.mark.parametrize("client", ["before", *CLIENTS])
+@pytest.mark.parametrize(
+    "client",
+    [
+        "before",
+        "pool",
+        pytest.param("httpx", marks=pytest.mark.skipif(not find_spec("httpx"), reason="no httpx")),
+    ],
+)
 def test_remote_reserve(run: Run, loop: asyncio.AbstractEventLoop, vacancy_url: str, client: str) -> None:
     """RemoteVacancyClient.reserve to a Vacancy server in the same loop (both sides' work is in
     the figure), one at a time."""

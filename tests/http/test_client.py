@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +26,14 @@ from ticketsys.http.responses import Response, json_response
 from ticketsys.http.routing import Route
 from ticketsys.http.runner import Server
 
-KINDS = [pytest.param(kind, id=kind) for kind in CLIENTS]
+# httpx is an optional extra: its twin is tested where it is installed.
+HAS_HTTPX = importlib.util.find_spec("httpx") is not None
+KINDS = [
+    pytest.param(
+        kind, id=kind, marks=pytest.mark.skipif(kind == "httpx" and not HAS_HTTPX, reason="no httpx")
+    )
+    for kind in CLIENTS
+]
 
 
 class Backend:
