@@ -95,6 +95,7 @@ class Generator:
         self.conns = 0  # open or opening
         self.max_seen_conns = 0
         self.latencies: list[float] = []
+        self.slow: list[tuple[float, float]] = []  # (intended start, latency): see --slow-ms
         self.record_from = 0.0
         self.ok = 0
         self.bad = 0
@@ -143,6 +144,8 @@ class Generator:
         self.in_flight -= 1
         if conn.intended >= self.record_from:
             self.latencies.append(now - conn.intended)
+            if self.ns.slow_ms is not None and now - conn.intended > self.ns.slow_ms / 1000:
+                self.slow.append((conn.intended, now - conn.intended))
             if ok:
                 self.ok += 1
             else:
@@ -226,6 +229,7 @@ class Generator:
             "p99_ms": pct(99),
             "p999_ms": pct(99.9),
             "max_ms": lat[-1] * 1000 if lat and not unanswered else (float("inf") if n else None),
+            **({"slow": self.slow} if ns.slow_ms is not None else {}),
         }
 
 
@@ -251,6 +255,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conns", type=int, default=16, help="connections opened up front")
     p.add_argument("--max-conns", type=int, default=512, help="never more connections than this")
     p.add_argument("--drain", type=float, default=5.0, help="seconds to wait for late answers")
+    p.add_argument(
+        "--slow-ms",
+        type=float,
+        help="also list each answer slower than this: (intended start, latency) in seconds of "
+        "time.perf_counter (CLOCK_MONOTONIC: comparable with other processes' clocks)",
+    )
     ns = p.parse_args(argv)
     result = uvloop.run(main_async(ns))
     json.dump(result, sys.stdout)

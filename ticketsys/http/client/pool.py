@@ -250,7 +250,7 @@ class HttpPool:
             if ex.future.done():
                 continue
             if ex.deadline <= now:
-                what = "an answer" if ex.written else "a free connection"
+                what = "answer" if ex.written else "free connection"
                 ex.fail(ClientTimeout(f"no {what} in time ({self.host}:{self.port})"))
             else:
                 still.append(ex)
