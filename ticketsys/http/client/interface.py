@@ -50,8 +50,9 @@ class ClientOptions:
     read_timeout: float = 0.5
     max_connections: int = 100
     # Requests written on one connection before the first is answered (HTTP/1.1 pipelining;
-    # 1 turns it off). Below the embedded server's max_pipelined (32), past which it stops
-    # reading.
+    # 1 turns it off). 8: a quarter less CPU per purchase than 1 under load, 16 little more
+    # for twice the requests one broken connection takes with it (benchmarks/README.md, "The
+    # pool"). Below the embedded server's max_pipelined (32), past which it stops reading.
     max_pipeline: int = 8
     # Idle connections older than this are not reused: keep it below the server's keep-alive
     # timeout, or the server may close one under a request (httpx #2487).

@@ -15,9 +15,10 @@ start plus ``connect_timeout`` (waiting for a connection and connecting included
 ``ClientTimeout`` if it was still waiting, ``ConnectError`` if its connection was still being
 made. From its first write: the write plus ``read_timeout``, for its answer.
 
-Depth. At most ``max_pipeline`` requests are in flight on one connection. Idle connections
-take a tick's requests first, then new connections, and only once ``max_connections`` are
-open do requests queue behind others in flight.
+Depth. At most ``max_pipeline`` requests are in flight on one connection (8 by default:
+measured, see interface.py). Idle connections take a tick's requests first, then new
+connections, and only once ``max_connections`` are open do requests queue behind others in
+flight.
 
 How a pipeline fails. Answers come in order, so what happens to one request decides the fate
 of those behind it on its connection:
