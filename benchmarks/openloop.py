@@ -112,6 +112,7 @@ class Generator:
         self.conns = 0  # open or opening
         self.max_seen_conns = 0
         self.latencies: list[float] = []
+        self.slow: list[tuple[float, float]] = []  # (intended start, latency): see --slow-ms
         self.record_from = 0.0
         self.ok = 0
         self.bad = 0
@@ -167,6 +168,8 @@ class Generator:
         if conn.intended >= self.record_from:
             latency = now - conn.intended
             self.latencies.append(latency)
+            if self.ns.slow_ms is not None and latency > self.ns.slow_ms / 1000:
+                self.slow.append((conn.intended, latency))
             if status == b"200":
                 self.ok += 1
             else:
@@ -293,6 +296,7 @@ class Generator:
             "sender_max_lateness_ms": round(self.max_lateness * 1000, 3),
             **{f"p{name}_ms": percentile(lat, p, scale=1000) for name, p in PERCENTILES.items()},
             "max_ms": lat[-1] * 1000 if lat else None,
+            **({"slow": self.slow} if ns.slow_ms is not None else {}),
         }
         if self.records is not None:
             result["windows"] = windows(self.records)
@@ -404,6 +408,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--log", help="write one line per measured request to this file")
     p.add_argument("--windows", action="store_true", help="add per-second windows to the JSON")
+    p.add_argument(
+        "--slow-ms",
+        type=float,
+        help="also list each answer slower than this: (intended start, latency) in seconds of "
+        "time.perf_counter (CLOCK_MONOTONIC: comparable with other processes' clocks)",
+    )
     ns = p.parse_args(argv)
     result = uvloop.run(main_async(ns))
     sys.stdout.write(json.dumps(result) + "\n")

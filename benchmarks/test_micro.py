@@ -12,7 +12,9 @@ table's times by it, or let ``benchmarks/microtable.py`` do it.
 Stocks are huge (10**12) so no benchmark ever sells out. Groups
 (``--benchmark-group-by=group``) put the alternatives of one decision side by side:
 ``parse`` (httptools vs h11), ``cycle`` (the ASGI adapter vs SERVER_DISPATCH=direct),
-``json`` (orjson vs the standard library), ``remote`` (our pool vs httpx), ``store`` (the
+``json`` (orjson vs the standard library), ``remote`` (our pool vs httpx), ``pool`` (the
+pool's own cost per call against a responder that parses nothing: the pool of before issue 13,
+``benchmarks/pool_before.py``, against today's at several pipeline depths), ``store`` (the
 SQLite store's inner operations, each with its commit, against the memory store's purchase).
 
 The SQLite stores are files under pytest's temporary directory (on this machine a disk, not a
@@ -30,6 +32,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from importlib.util import find_spec
 from typing import Any
 
 import h11
@@ -37,6 +40,8 @@ import httptools
 import orjson
 import pytest
 
+from benchmarks.ceiling import Ceiling
+from benchmarks.pool_before import BeforePool
 from ticketsys.api.readers import read_qty
 from ticketsys.apps.local_vacancy import LocalVacancyClient
 from ticketsys.apps.monolith import build_monolith
@@ -44,7 +49,8 @@ from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import MEMORY, Settings
 from ticketsys.domain.models import HoldState
 from ticketsys.http.application import App
-from ticketsys.http.client import CLIENTS, ClientOptions
+from ticketsys.http.client import ClientOptions, HttpClient, HttpPool, HttpxClient
+from ticketsys.http.client.assign import ConnState, assign
 from ticketsys.http.models import Request
 from ticketsys.http.responses import json_response
 from ticketsys.http.server import Server, ServerLimits
@@ -567,16 +573,120 @@ def vacancy_url(loop: asyncio.AbstractEventLoop) -> Iterator[str]:
     loop.run_until_complete(server.shutdown())
 
 
+def _client(kind: str, url: str, depth: int = 8) -> HttpClient:
+    """``before``: the pool of before issue 13; ``pool``: ticketsys.http.client.HttpPool with
+    ``depth`` requests pipelined at most (1: none); ``httpx``: its httpx twin."""
+    options = ClientOptions(base_url=url, read_timeout=5.0, connect_timeout=5.0, max_pipeline=depth)
+    kinds: dict[str, Callable[[ClientOptions], HttpClient]] = {
+        "before": BeforePool,
+        "pool": HttpPool,
+        "httpx": HttpxClient,
+    }
+    return kinds[kind](options)
+
+
 @pytest.mark.benchmark(group="remote")
-@pytest.mark.parametrize("client", ["pool", "httpx"])
+@pytest.mark.parametrize(
+    "client",
+    [
+        "before",
+        "pool",
+        pytest.param("httpx", marks=pytest.mark.skipif(not find_spec("httpx"), reason="no httpx")),
+    ],
+)
 def test_remote_hold(run: Run, loop: asyncio.AbstractEventLoop, vacancy_url: str, client: str) -> None:
-    """RemoteVacancyClient.hold (the first step of a microservices purchase) to a Vacancy server
-    on the memory store in the same loop (both sides' work is in the figure). ``pool`` is
-    ticketsys.http.client.HttpPool, ``httpx`` its httpx twin."""
-    options = ClientOptions(base_url=vacancy_url, read_timeout=5.0, connect_timeout=5.0)
-    remote = RemoteVacancyClient(lambda: CLIENTS[client](options), vacancy_url)
+    """RemoteVacancyClient.hold to a Vacancy server on the memory store in the same loop (both
+    sides' work is in the figure), one at a time."""
+    remote = RemoteVacancyClient(lambda: _client(client, vacancy_url), vacancy_url)
     loop.run_until_complete(remote.open())
     try:
         assert run(lambda: remote.hold(1, 60.0), ops=OPS // 4).state is HoldState.HELD
     finally:
         loop.run_until_complete(remote.close())
+
+
+BURST = 16  # holds leaving Ticket in one tick: what 16 purchases read in one loop iteration give
+
+
+@pytest.mark.benchmark(group="remote")
+@pytest.mark.parametrize(("client", "depth"), [("before", 1), ("pool", 1), ("pool", 8), ("pool", 16)])
+def test_remote_hold_burst(
+    run: Run, loop: asyncio.AbstractEventLoop, vacancy_url: str, client: str, depth: int
+) -> None:
+    """``BURST`` holds at once through RemoteVacancyClient (a purchase's one round trip),
+    both sides' work per hold: how much pipelining saves the pair (on one core, as in the load
+    runs)."""
+    remote = RemoteVacancyClient(lambda: _client(client, vacancy_url, depth), vacancy_url)
+    loop.run_until_complete(remote.open())
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(remote.hold(1, 60.0) for _ in range(BURST)))
+
+    try:
+        assert all(h.state is HoldState.HELD for h in run(burst, ops=OPS // 20, per_call=BURST))
+    finally:
+        loop.run_until_complete(remote.close())
+
+
+# -- the pool's own cost: a responder that parses nothing -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def ceiling_url(loop: asyncio.AbstractEventLoop) -> Iterator[str]:
+    """benchmarks/ceiling.py's responder in the benchmarks' loop: fixed bytes per request."""
+    server = loop.run_until_complete(loop.create_server(Ceiling, "127.0.0.1", 0))
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server.close()
+    loop.run_until_complete(server.wait_closed())
+
+
+POOL_CASES = [("before", 1), ("pool", 1), ("pool", 8)]
+
+
+@pytest.mark.benchmark(group="pool")
+@pytest.mark.parametrize(("client", "depth"), POOL_CASES)
+def test_pool_call(
+    run: Run, loop: asyncio.AbstractEventLoop, ceiling_url: str, client: str, depth: int
+) -> None:
+    """One GET at a time: render, hand-off, write, read, parse, wake the caller."""
+    http = _client(client, ceiling_url, depth)
+    try:
+        assert run(lambda: http.request("GET", "/api/v1/available")).status == 200
+    finally:
+        loop.run_until_complete(http.aclose())
+
+
+@pytest.mark.benchmark(group="pool")
+@pytest.mark.parametrize(("client", "depth"), POOL_CASES)
+def test_pool_burst(
+    run: Run, loop: asyncio.AbstractEventLoop, ceiling_url: str, client: str, depth: int
+) -> None:
+    """``BURST`` GETs at once, per GET."""
+    http = _client(client, ceiling_url, depth)
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(http.request("GET", "/api/v1/available") for _ in range(BURST)))
+
+    try:
+        assert {r.status for r in run(burst, ops=OPS // 10, per_call=BURST)} == {200}
+    finally:
+        loop.run_until_complete(http.aclose())
+
+
+class _Conn:
+    __slots__ = ("depth", "state_")
+
+    def __init__(self, state: ConnState, depth: int = 0) -> None:
+        self.state_, self.depth = state, depth
+
+    def state(self, now: float) -> ConnState:
+        return self.state_
+
+
+@pytest.mark.benchmark(group="pool")
+def test_assign_one_request(benchmark: Any) -> None:
+    """The decision alone, at low load: one request, a pool of 16 idle and 4 busy."""
+    idle = [_Conn(ConnState.IDLE) for _ in range(16)]
+    active = {_Conn(ConnState.ACTIVE, 1) for _ in range(4)}
+    plan = benchmark(assign, 1, idle, active, 0.0, max_connections=100, max_pipeline=8)
+    assert plan.send == [(idle[-1], 1)]

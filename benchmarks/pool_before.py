@@ -1,18 +1,7 @@
-"""HTTP/1.1 clients for service-to-service calls: one interface, two implementations.
-
-``HttpPool`` is ours: an asyncio Protocol per connection, httptools' response parser, one
-request in flight per connection, idle connections reused last-in-first-out. ``HttpxClient``
-wraps httpx's pool behind the same interface. Both raise only the ``ClientError`` family
-below, so callers translate failures in one place and never import an HTTP library.
-
-Retries: ``HttpPool`` and ``HttpxClient`` repeat nothing. ``Replicas`` (several clients for
-replicas of one service) moves a request to the next replica when the connection could not
-be made (it was never sent), and repeats it once more only when the caller says it is
-idempotent (a GET, or a call carrying an idempotency key). A timeout is never repeated.
-
-Stale connections: a connection the server closed while idle gets ``connection_lost`` from the
-loop and leaves the pool; ``keepalive_expiry`` (shorter than the server's keep-alive timeout)
-keeps us from picking one the server is about to close.
+"""The pool as it was before issue 13 (commit e73b81e, ``ticketsys/http/client.py``), kept only
+as the baseline that ``test_micro.py`` and ``loadrun.py`` measure the current pool against in
+the same run: one request in flight per connection, idle connections reused last-in-first-out,
+a woken waiter starting over. Not used by ticketsys; delete it with those benchmarks.
 """
 
 from __future__ import annotations
@@ -20,67 +9,20 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import urlsplit
 
 import httptools
 
-
-class ClientError(Exception):
-    """Base of the client's failures."""
-
-
-class ConnectError(ClientError):
-    """No connection could be made: the request was certainly not sent."""
-
-
-class ClientTimeout(ClientError):
-    """No answer in time. The request may have been processed."""
-
-
-class RemoteProtocolError(ClientError):
-    """The connection broke or the peer spoke nonsense. The request may have been processed."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClientResponse:
-    status: int
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
-    base_url: str
-    connect_timeout: float = 0.25
-    read_timeout: float = 0.5
-    max_connections: int = 100
-    keepalive_expiry: float = 2.0
-    headers: tuple[tuple[str, str], ...] = ()  # sent with every request (e.g. authorization)
-
-
-Headers = tuple[tuple[str, str], ...]
-
-
-class HttpClient(Protocol):
-    """What a service needs of an HTTP client: JSON bodies in, status and bytes out."""
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Headers = (),
-        *,
-        idempotent: bool = False,
-    ) -> ClientResponse:
-        """Send one request and read its whole response. Raises ``ClientError`` only.
-        ``idempotent``: the request may be repeated if its reply was lost."""
-        ...
-
-    async def aclose(self) -> None:
-        """Close every connection; the client is unusable afterwards."""
-        ...
+from ticketsys.http.client import (
+    ClientError,
+    ClientOptions,
+    ClientResponse,
+    ClientTimeout,
+    ConnectError,
+    Headers,
+    RemoteProtocolError,
+)
+from ticketsys.http.client.wire import render_headers as _render_headers
 
 
 class _Connection(asyncio.Protocol):
@@ -164,8 +106,8 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-class HttpPool:
-    """Our own keep-alive pool (see the module docstring)."""
+class BeforePool:
+    """The pre-issue-13 ``HttpPool``, unchanged but for its name."""
 
     def __init__(self, options: ClientOptions) -> None:
         url = urlsplit(options.base_url)
@@ -282,115 +224,4 @@ class HttpPool:
                 waiter.set_exception(ConnectError("client is closed"))
 
     def __repr__(self) -> str:
-        return f"<HttpPool {self.host}:{self.port} open={self._open} idle={len(self._idle)}>"
-
-
-def _render_headers(headers: Headers) -> bytes:
-    for name, value in headers:
-        if any(c in name + value for c in "\r\n\0"):
-            raise ValueError(f"header {name!r} contains a line break")  # header injection
-    return b"".join(b"%s: %s\r\n" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in headers)
-
-
-class HttpxClient:
-    """httpx's pool behind the same interface, its exceptions mapped to ``ClientError``."""
-
-    def __init__(self, options: ClientOptions) -> None:
-        import httpx
-
-        self._httpx = httpx
-        o = options
-        self._client = httpx.AsyncClient(
-            base_url=o.base_url,
-            timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout, pool=o.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=o.max_connections,
-                max_keepalive_connections=o.max_connections,
-                keepalive_expiry=o.keepalive_expiry,
-            ),
-            headers=dict(o.headers),
-        )
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Headers = (),
-        *,
-        idempotent: bool = False,
-    ) -> ClientResponse:
-        httpx = self._httpx
-        sent = dict(headers)
-        if body is not None:
-            sent["content-type"] = "application/json"
-        try:
-            response = await self._client.request(method, path, content=body, headers=sent)
-        except httpx.ConnectTimeout as exc:
-            raise ConnectError(f"connect timed out: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise ClientTimeout(f"{type(exc).__name__}: {exc}") from exc
-        except httpx.ConnectError as exc:
-            raise ConnectError(str(exc)) from exc
-        except httpx.HTTPError as exc:
-            raise RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
-        return ClientResponse(response.status_code, response.content)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-CLIENTS: dict[str, type[HttpPool] | type[HttpxClient]] = {"pool": HttpPool, "httpx": HttpxClient}
-
-
-class Replicas:
-    """One client per replica of a service: requests go round-robin; a replica whose
-    connection was refused is tried last for ``down_for`` seconds."""
-
-    def __init__(self, clients: list[HttpClient], *, down_for: float = 1.0) -> None:
-        assert clients
-        self.clients = clients
-        self.down_for = down_for
-        self._down_until = [0.0] * len(clients)
-        self._next = 0
-
-    def _order(self) -> list[int]:
-        count = len(self.clients)
-        start, self._next = self._next, (self._next + 1) % count
-        rotated = [(start + i) % count for i in range(count)]
-        now = asyncio.get_running_loop().time()
-        return sorted(rotated, key=lambda i: self._down_until[i] > now)  # stable: up ones first
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Headers = (),
-        *,
-        idempotent: bool = False,
-    ) -> ClientResponse:
-        order = self._order()
-        if idempotent and len(order) == 1:
-            order *= 2  # a single replica: one repeat on the same one (a stale connection)
-        repeated = False
-        failure: ClientError | None = None
-        for index in order:
-            try:
-                return await self.clients[index].request(method, path, body, headers, idempotent=idempotent)
-            except ConnectError as exc:  # never sent: the next replica may have it
-                self._down_until[index] = asyncio.get_running_loop().time() + self.down_for
-                failure = exc
-            except RemoteProtocolError as exc:  # maybe processed: repeat only the idempotent, once
-                if not idempotent or repeated:
-                    raise
-                repeated, failure = True, exc
-        assert failure is not None
-        raise failure
-
-    async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-
-    def __repr__(self) -> str:
-        return f"<Replicas {self.clients!r}>"
+        return f"<BeforePool {self.host}:{self.port} open={self._open} idle={len(self._idle)}>"
