@@ -1,6 +1,6 @@
 """The pool against a real Vacancy process, frozen (SIGSTOP), killed (SIGKILL) and restarted
 while pipelines are in flight: the way each pipelined request fails is the one pool.py
-promises, no reserve is lost or taken twice once the unknown ones are repeated with their
+promises, no hold is lost or taken twice once the unknown ones are repeated with their
 idempotency keys, and the pool recovers by itself."""
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ async def _timed(call: Awaitable[T]) -> tuple[T | BaseException, float]:
 
 
 def _reserve(client: HttpPool | Replicas, key: str) -> Awaitable[ClientResponse]:
+    """A hold of one ticket under ``key``: a repeat answers the same hold and takes nothing."""
     return client.request(
-        "POST", "/api/v1/reserve", b'{"qty": 1}', (("idempotency-key", key),), idempotent=True
+        "POST", "/api/v1/holds", b'{"qty": 1, "ttl": 600}', (("idempotency-key", key),), idempotent=True
     )
 
 
@@ -71,7 +72,7 @@ def test_a_frozen_vacancy_times_out_each_pipelined_request_within_its_deadline(t
             pool = _pool(vacancy.url, max_pipeline=8, max_connections=4)
             try:
                 warm = await asyncio.gather(*(_reserve(pool, f"warm-{i}") for i in range(32)))
-                assert {r.status for r in warm} == {200}
+                assert {r.status for r in warm} == {201}
                 vacancy.pause()
                 try:
                     # 4 connections of 8 in flight, and 8 more waiting for a connection.
@@ -84,7 +85,7 @@ def test_a_frozen_vacancy_times_out_each_pipelined_request_within_its_deadline(t
                 assert slowest < ANSWER_BOUND, f"a timeout came after {slowest:.2f}s"
                 # Thawed, the pool works again at once, on new connections.
                 after = await _reserve(pool, "after")
-                assert after.status == 200
+                assert after.status == 201
             finally:
                 await pool.aclose()
 
@@ -95,7 +96,7 @@ def test_a_frozen_vacancy_times_out_each_pipelined_request_within_its_deadline(t
         assert vacancy.stop() == 0
 
 
-def test_vacancy_killed_mid_pipeline_loses_no_acknowledged_reserve_and_takes_none_twice(
+def test_vacancy_killed_mid_pipeline_loses_no_acknowledged_hold_and_takes_none_twice(
     tmp_path: Path,
 ) -> None:
     """Reserves pipelined over a few connections while Vacancy is killed with SIGKILL, then
@@ -116,7 +117,7 @@ def test_vacancy_killed_mid_pipeline_loses_no_acknowledged_reserve_and_takes_non
                 except ClientError as exc:
                     failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
                     return
-                if response.status == 200 and orjson.loads(response.body)["success"] is True:
+                if response.status == 201:
                     acknowledged.add(key)
 
             async def kill_soon() -> None:
@@ -141,10 +142,10 @@ def test_vacancy_killed_mid_pipeline_loses_no_acknowledged_reserve_and_takes_non
                     for key in keys:
                         if key not in acknowledged:
                             response = await _reserve(client, key)
-                            assert response.status == 200, response
+                            assert response.status == 201, response
                     # Repeating an acknowledged key takes nothing more.
                     for key in list(acknowledged)[:50]:
-                        assert (await _reserve(client, key)).status == 200
+                        assert (await _reserve(client, key)).status == 201
                     assert _available(restarted) == INITIAL - len(keys)
                     assert restarted.stop() == 0
                 finally:
@@ -164,12 +165,12 @@ def test_the_pool_recovers_when_vacancy_restarts_between_pipelines(tmp_path: Pat
             pool = _pool(vacancy.url, max_pipeline=8)
             try:
                 first = await asyncio.gather(*(_reserve(pool, f"a-{i}") for i in range(16)))
-                assert {r.status for r in first} == {200}
+                assert {r.status for r in first} == {201}
                 assert vacancy.stop() == 0  # graceful: it closes our idle connections
                 restarted = _vacancy(tmp_path, port=port)
                 try:
                     second = await asyncio.gather(*(_reserve(pool, f"b-{i}") for i in range(16)))
-                    assert {r.status for r in second} == {200}
+                    assert {r.status for r in second} == {201}
                     assert _available(restarted) == INITIAL - 32
                 finally:
                     restarted.kill()
