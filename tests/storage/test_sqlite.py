@@ -21,6 +21,7 @@ import pytest
 from ticketsys.domain.errors import IdempotencyConflict, InvalidQuantity, SoldOut, StoreRefused
 from ticketsys.domain.models import MAX_STOCK
 from ticketsys.storage.fsync import FsyncPolicy
+from ticketsys.storage.sqlite import database as database_module
 from ticketsys.storage.sqlite.database import Database
 from ticketsys.storage.sqlite.orders import SqliteOrders
 from ticketsys.storage.sqlite.sale import SqliteSale
@@ -118,6 +119,44 @@ async def test_a_clean_close_leaves_one_file(tmp_path: Path) -> None:
     await sell_some(store, 2)
     await store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sale.db"]
+
+
+@pytest.mark.parametrize("policy", list(FsyncPolicy))
+async def test_a_log_written_all_the_time_is_emptied_without_failing_a_change(
+    tmp_path: Path, policy: FsyncPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buyers never let the log rest (a purchase in every tick, holds made, confirmed and read
+    between them): a passive checkpoint alone would let it grow for ever. Past its limit the
+    log is emptied in a pause of the writes; every change is answered, none twice."""
+    monkeypatch.setattr(database_module, "CHECKPOINT_EVERY", 0.02)
+    store = SqliteSale(Database(tmp_path / "sale.db", "sale", policy), 1_000_000, clock=Clock())
+    store._db.log_truncate_bytes = 64 * 1024
+    await store.open()
+    orders: list[str] = []
+    stop = asyncio.get_running_loop().time() + 1.5
+
+    async def buyer() -> None:
+        while asyncio.get_running_loop().time() < stop or store._db.truncations < 2:
+            orders.append((await store.purchase(1, None, "qty=1")).order_id)
+            hold = await store.hold(1, 60.0)
+            await store.confirm_hold(hold.hold_id, None, "")
+            assert (await store.get_hold(hold.hold_id)).order_id is not None
+            await store.stock()
+
+    await asyncio.wait_for(asyncio.gather(*(buyer() for _ in range(8))), 30)
+    assert store._db.truncations >= 2
+    wal = tmp_path / "sale.db-wal"
+    assert (
+        wal.stat().st_size < 8 * 1024 * 1024
+    )  # under FSYNC=no up to LOG_LIMIT_BYTES; without the pauses, ~100 MB
+    stock = await store.stock()
+    assert stock.sold == 2 * len(orders) and stock.available + stock.sold == 1_000_000
+    await store.close()
+    again = sale(tmp_path)
+    await again.open()
+    assert all([await again.get_order(order_id) is not None for order_id in orders[-50:]])
+    assert (await again.stock()).sold == 2 * len(orders)
+    await again.close()
 
 
 # -- identity and refusals -------------------------------------------------------------------

@@ -8,9 +8,16 @@ kernel, so from then on a dead process cannot lose it. How it reaches the disk i
 in a thread, serves every commit made before it started); ``everysec`` checkpoints once a
 second, which syncs the log first; ``no`` checkpoints only when the log grows past a few MB.
 Checkpoints run in a thread on their own connection (``PASSIVE``: never blocking the writer),
-so neither they nor an fsync ever stall the event loop. If anything in a transaction fails
-(disk full, an I/O error), the whole transaction rolls back and every change in it is
-answered ``StoreUnavailable``: nothing half-done is ever acknowledged or left behind.
+so neither they nor an fsync ever stall the event loop. A passive checkpoint never empties a
+log that is written to all the time (SQLite starts the log over only when a transaction begins
+after every frame is copied), so when the log passes ``LOG_TRUNCATE_BYTES`` the thread asks the
+loop for a pause: changes wait (``ready``) until the open transaction has committed, the thread
+copies the few frames left and cuts the log to nothing (``TRUNCATE``), and the changes go on.
+The pause is a few milliseconds (two fsyncs) every few seconds of full load.
+
+If anything in a transaction fails (disk full, an I/O error), the whole transaction rolls
+back and every change in it is answered ``StoreUnavailable``: nothing half-done is ever
+acknowledged or left behind.
 
 Opening. The file is locked with ``flock`` on the database file itself (not a pidfile that
 could be deleted): one owner per store. Before SQLite reads anything, the file's header and
@@ -46,6 +53,9 @@ CHECKPOINT_EVERY = 1.0
 LOG_LIMIT_BYTES = 4 * 1024 * 1024
 # After a checkpoint has reset it, the log file is cut back to this size.
 LOG_KEEP_BYTES = 8 * 1024 * 1024
+# A log past this size is emptied in a pause of the writes (see the module docstring): it bounds
+# the disk the log takes and the time recovery reads it after a crash.
+LOG_TRUNCATE_BYTES = 32 * 1024 * 1024
 # Pages cached by the writer: the hot ones (the stock row, the tips of the append-only
 # tables, the key index) fit, and the cache is memory that does not grow with the sale.
 CACHE_KIB = 4096
@@ -85,6 +95,11 @@ class Database:
         self._stop = threading.Event()
         self._maintenance: list[Callable[[], bool]] = []
         self._maintenance_task: asyncio.Task[None] | None = None
+        self.log_truncate_bytes = LOG_TRUNCATE_BYTES
+        self.truncations = 0  # logs emptied in a pause of the writes
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._paused: asyncio.Future[None] | None = None  # set while the log is being emptied
+        self._quiet: threading.Event | None = None  # the thread's: no transaction is open
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -224,6 +239,7 @@ class Database:
 
     def start(self) -> None:
         """Start the background work (inside the event loop, after ``open``)."""
+        self._loop = asyncio.get_running_loop()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name=f"checkpoint {self.path.name}", daemon=True
         )
@@ -244,6 +260,12 @@ class Database:
         except sqlite3.Error as exc:
             raise self._failure(exc, "read") from exc
 
+    async def ready(self) -> None:
+        """Wait while the log is being emptied. Every method that changes the store awaits
+        this first, then makes its changes without awaiting anything in between."""
+        while self._paused is not None:
+            await asyncio.shield(self._paused)
+
     def write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """A change, joining this tick's transaction. Acknowledge it only after ``wait``."""
         if self.damaged is not None:
@@ -251,6 +273,8 @@ class Database:
         conn = self._require()
         try:
             if self._batch is None:
+                if self._paused is not None:
+                    raise RuntimeError(f"{self.path}: a change made without awaiting ready()")
                 conn.execute("BEGIN IMMEDIATE")
                 loop = asyncio.get_running_loop()
                 self._batch = loop.create_future()
@@ -294,6 +318,8 @@ class Database:
             return
         self._commits += 1
         batch.set_result(self._commits)
+        if self._quiet is not None:
+            self._quiet.set()
 
     def _abort(self, failure: StoreUnavailable) -> None:
         batch, self._batch = self._batch, None
@@ -304,6 +330,8 @@ class Database:
         if batch is not None:
             batch.set_exception(failure)
             batch.exception()
+        if self._quiet is not None:
+            self._quiet.set()
 
     async def _durable(self, number: int) -> None:
         while self._synced < number:
@@ -360,14 +388,61 @@ class Database:
                     continue
                 done = commits
                 self._synced = max(self._synced, commits)
+                if _size(files.wal_path(self.path)) > self.log_truncate_bytes:
+                    self._truncate_log(conn)
         finally:
             conn.close()
+
+    def _truncate_log(self, conn: sqlite3.Connection) -> None:
+        """Empty the log while the loop makes no change (in the checkpoint thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        quiet = threading.Event()
+        try:
+            loop.call_soon_threadsafe(self._pause, quiet)
+        except RuntimeError:  # the loop has closed
+            return
+        try:
+            while not quiet.wait(0.1):  # the open transaction commits within a tick
+                if self._stop.is_set():
+                    return
+            # The loop's reads are single statements: wait out the one that may be running.
+            conn.execute("PRAGMA busy_timeout=100")
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                log.warning("%s: emptying the log failed: %s", self.path, exc)
+            else:
+                if not busy:
+                    self.truncations += 1
+                    self._synced = max(self._synced, self._commits)  # synced by the checkpoint
+            finally:
+                conn.execute("PRAGMA busy_timeout=0")
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._resume)
+
+    def _pause(self, quiet: threading.Event) -> None:
+        """In the loop: hold new changes, and say so once no transaction is open."""
+        assert self._loop is not None
+        if self._paused is None:
+            self._paused = self._loop.create_future()
+        self._quiet = quiet
+        if self._batch is None:
+            quiet.set()
+
+    def _resume(self) -> None:
+        paused, self._paused, self._quiet = self._paused, None, None
+        if paused is not None and not paused.done():
+            paused.set_result(None)
 
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             busy = True
             while busy:  # each round is short; requests are served between rounds
+                await self.ready()
                 busy = False
                 for job in self._maintenance:
                     try:

@@ -66,6 +66,7 @@ class SqliteOrders:
         hold_id: str | None = None,
         expires_at: float | None = None,
     ) -> OrderRecord:
+        await self._db.ready()
         now = self._now()
         if key is not None:
             seen = self._keys.recall(key, fingerprint, now)
@@ -89,6 +90,7 @@ class SqliteOrders:
         hold_id: str | None = None,
         remaining: int | None = None,
     ) -> OrderRecord:
+        await self._db.ready()
         order = record.order
         if not self.orders.settle(order.order_id, state, hold_id, remaining):
             found = self.orders.find(order.order_id)  # settled already: as it was settled
@@ -106,6 +108,7 @@ class SqliteOrders:
         return self._peer
 
     async def set_peer(self, store_id: str) -> None:
+        await self._db.ready()
         self._db.write("UPDATE identity SET peer = ?", (store_id,))
         await self._db.flush()
         self._peer = store_id

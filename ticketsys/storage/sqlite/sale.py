@@ -28,6 +28,7 @@ class SqliteSale(SqliteStock):
         return identity
 
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
+        await self._db.ready()
         order = self._purchase(qty, key, fingerprint, self._now())
         await self._db.flush()
         return order
@@ -45,6 +46,7 @@ class SqliteSale(SqliteStock):
         return row.record.order
 
     async def confirm_hold(self, hold_id: str, key: str | None, fingerprint: str) -> Order:
+        await self._db.ready()
         order = self._confirm_hold(hold_id, key, fingerprint, self._now())
         await self._db.flush()
         return order

@@ -80,6 +80,7 @@ class SqliteStock:
     # -- reads --------------------------------------------------------------------------------
 
     async def stock(self) -> Stock:
+        await self._db.ready()
         self._expire_due(self._now())
         available, held, sold, capacity = self._db.read(
             "SELECT available, held, sold, capacity FROM stock"
@@ -87,6 +88,7 @@ class SqliteStock:
         return Stock(available, held, sold, capacity)
 
     async def available(self) -> int:
+        await self._db.ready()
         self._expire_due(self._now())
         return self._available()
 
@@ -94,12 +96,14 @@ class SqliteStock:
         return int(self._db.read("SELECT available FROM stock").fetchone()[0])
 
     async def get_hold(self, hold_id: str) -> Hold:
+        await self._db.ready()
         self._expire_due(self._now())
         return self._hold(self._find(hold_id))
 
     # -- holds --------------------------------------------------------------------------------
 
     async def hold(self, qty: int, ttl: float, key: str | None = None, fingerprint: str = "") -> Hold:
+        await self._db.ready()
         hold = self._make_hold(qty, ttl, key, fingerprint, self._now())
         await self._db.flush()  # also for a repeated key: its first answer may not be committed yet
         return hold
@@ -124,6 +128,7 @@ class SqliteStock:
         return Hold(self.ids.encode(seq, secret), qty, expires / 1000, HoldState.HELD, remaining)
 
     async def sell_hold(self, qty: int, expires_at: float, key: str, order_id: str) -> Hold:
+        await self._db.ready()
         hold = self._sell_hold(qty, round(expires_at * 1000), key, order_id, self._now())
         await self._db.flush()
         return hold
@@ -150,6 +155,7 @@ class SqliteStock:
         )
 
     async def confirm(self, hold_id: str, order_id: str) -> Hold:
+        await self._db.ready()
         self._expire_due(self._now())
         hold = self._confirm(self._find(hold_id), order_id)
         await self._db.flush()
@@ -169,6 +175,7 @@ class SqliteStock:
         return self._hold((*row[:4], _CONFIRMED, row[5], order))
 
     async def release(self, hold_id: str) -> int:
+        await self._db.ready()
         now = self._now()
         self._expire_due(now)
         row = self._find(hold_id)
@@ -186,6 +193,7 @@ class SqliteStock:
         return available
 
     async def expire(self) -> int:
+        await self._db.ready()
         expired = self._expire_due(self._now())
         await self._db.flush()
         return expired
@@ -208,6 +216,7 @@ class SqliteStock:
     # -- direct changes ----------------------------------------------------------------------
 
     async def sell(self, qty: int) -> int:
+        await self._db.ready()
         self._expire_due(self._now())
         remaining = self._take(qty, "sold")
         await self._db.flush()
@@ -232,6 +241,7 @@ class SqliteStock:
         return int(row[0])
 
     async def unsell(self, qty: int) -> int:
+        await self._db.ready()
         self._expire_due(self._now())
         row = self._db.write(
             # Only what was sold outside holds: tickets of a confirmed hold stand on an order.
@@ -246,6 +256,7 @@ class SqliteStock:
         return int(row[0])
 
     async def restock(self, qty: int) -> int:
+        await self._db.ready()
         self._expire_due(self._now())
         row = self._db.write(
             "UPDATE stock SET capacity = capacity + ?1, available = available + ?1 "
