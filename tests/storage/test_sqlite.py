@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ticketsys.domain.errors import IdempotencyConflict, InvalidQuantity, SoldOut, StoreRefused
-from ticketsys.domain.models import MAX_STOCK
+from ticketsys.domain.models import MAX_STOCK, OrderState
 from ticketsys.storage.fsync import FsyncPolicy
 from ticketsys.storage.sqlite import database as database_module
 from ticketsys.storage.sqlite.database import Database
@@ -245,6 +245,37 @@ async def test_a_crash_loses_nothing_acknowledged(tmp_path: Path) -> None:
     stock = await store.stock()
     assert (stock.sold, stock.available) == (25, 75)
     await store.close()
+
+
+async def test_a_settled_order_is_stored_before_settle_returns(tmp_path: Path) -> None:
+    """Ticket answers a buyer as soon as ``settle`` returns: a process that dies the next
+    instant must still hold the order confirmed (it once committed a tick later: lost)."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os
+        from pathlib import Path
+        from ticketsys.domain.models import OrderState
+        from ticketsys.storage.sqlite.database import Database
+        from ticketsys.storage.sqlite.orders import SqliteOrders
+
+        async def main():
+            orders = SqliteOrders(Database(Path({str(tmp_path)!r}) / "orders.db", "orders"))
+            await orders.open()
+            record = await orders.add(1, None, "", expires_at=4e9)
+            await orders.settle(record, OrderState.CONFIRMED, hold_id="ab" * 16, remaining=5)
+            print(record.order.order_id, flush=True)
+            os._exit(0)
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    orders = SqliteOrders(Database(tmp_path / "orders.db", "orders"))
+    await orders.open()
+    found = await orders.get(done.stdout.strip())
+    assert found is not None and found.state is OrderState.CONFIRMED and found.order.remaining == 5
+    await orders.close()
 
 
 async def test_a_log_deleted_after_a_crash_is_refused(tmp_path: Path) -> None:

@@ -97,6 +97,7 @@ class SqliteOrders:
             if found is None:
                 raise LookupError(f"order {order.order_id} is not in this store")
             return found.record
+        await self._db.flush()  # the buyer is answered from this state: it must be stored first
         if remaining is not None:
             order = replace(order, remaining=remaining)
         return OrderRecord(order, state, hold_id or record.hold_id, record.expires_at)
