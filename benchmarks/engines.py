@@ -20,7 +20,6 @@ Writes ``engines.json`` and ``engines.md`` (the table for benchmarks/README.md, 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import signal
@@ -56,24 +55,6 @@ def say(*parts: Any) -> None:
     loadrun.say(*parts)
 
 
-@contextlib.contextmanager
-def worktree(commit: str, parent: Path) -> Any:
-    """A detached ``git worktree`` of ``commit`` under ``parent``, removed afterwards."""
-    path = parent / f"tree-{commit}"
-    subprocess.run(
-        ["git", "-C", str(loadrun.ROOT), "worktree", "add", "--detach", str(path), commit],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield path
-    finally:
-        subprocess.run(
-            ["git", "-C", str(loadrun.ROOT), "worktree", "remove", "--force", str(path)], capture_output=True
-        )
-        subprocess.run(["git", "-C", str(loadrun.ROOT), "worktree", "prune"], capture_output=True)
-
-
 def make_server(name: str, workdir: Path, tree: Path | None) -> Server:
     home = workdir / name
     home.mkdir(exist_ok=True)
@@ -82,12 +63,7 @@ def make_server(name: str, workdir: Path, tree: Path | None) -> Server:
     )
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
-        found = subprocess.run(
-            [loadrun.PY, "-c", "import ticketsys.storage.journal, ticketsys; print(ticketsys.__file__)"],
-            env=env, cwd=home, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        if not found.startswith(str(tree)):
-            raise RuntimeError(f"PYTHONPATH={tree} still imports ticketsys from {found}")
+        loadrun.imports_from(tree, env, str(home))
     port = loadrun.free_port()
     argv = [loadrun.PY, "-m", "ticketsys", "monolith", "--port", str(port)]
     return Server(name, port, argv, env, home, home / "server.log")
@@ -168,7 +144,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     }
     running: dict[str, Server] = {}
     try:
-        with worktree(JOURNAL_COMMIT, workdir) as tree:
+        with loadrun.worktree(JOURNAL_COMMIT, workdir) as tree:
             for name in opts.engines:
                 running[name] = make_server(name, workdir, tree if "commit" in ENGINES[name] else None)
                 first = servers.start([running[name]])
