@@ -159,6 +159,40 @@ async def test_a_log_written_all_the_time_is_emptied_without_failing_a_change(
     await again.close()
 
 
+def _posix_locks_held(path: Path) -> list[str]:
+    """The POSIX (fcntl) locks this process holds on ``path``, as /proc/locks lists them."""
+    inode = os.stat(path).st_ino
+    return [
+        line
+        for line in Path("/proc/locks").read_text().splitlines()
+        if " POSIX " in line and f" {os.getpid()} " in line and line.split()[5].endswith(f":{inode}")
+    ]
+
+
+async def test_the_owner_keeps_sqlites_locks_on_the_wal_index(tmp_path: Path) -> None:
+    """Checking the WAL index at open once closed a descriptor of ``-shm`` while SQLite had it
+    open, which drops every POSIX lock the process held on it: the next process to open the
+    store (an export, a check) took itself for the first, rebuilt the index under the owner,
+    and the owner died of SIGBUS (seen in the frozen-Vacancy fault test, whose exports poll
+    Ticket's running store)."""
+    crash_after_selling(tmp_path, 3)  # a log and its index left behind: both reads at open run
+    store = sale(tmp_path)
+    await store.open()
+    await sell_some(store, 2)
+    assert _posix_locks_held(tmp_path / "sale.db-shm"), "SQLite's lock on the WAL index is gone"
+    reader = subprocess.run(
+        [sys.executable, "-m", "ticketsys", "orders", "export", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reader.returncode == 0, reader.stderr
+    assert len(reader.stdout.splitlines()) == 5
+    await sell_some(store, 2)  # the owner's mapping of the index is intact
+    assert (await store.stock()).sold == 7
+    await store.close()
+
+
 # -- identity and refusals -------------------------------------------------------------------
 
 

@@ -87,6 +87,7 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._lock_fd = -1
         self._log_fd = -1
+        self._shm_fd = -1
         self._batch: asyncio.Future[int] | None = None
         self._commits = 0  # transactions committed
         self._synced = 0  # of those, how many an fsync of the log covers
@@ -145,7 +146,8 @@ class Database:
         conn = self._conn = self._connect()
         with self._refusing():
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]  # runs recovery
-        recovered = files.read_wal_index(self.path)
+        self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY | os.O_CLOEXEC)  # open until SQLite closes
+        recovered = files.read_wal_index_at(self._shm_fd)
         if new:
             assert capacity is not None
             with self._refusing(), self._transaction():
@@ -500,10 +502,11 @@ class Database:
         if self._conn is not None:
             self._conn.close()  # the last connection: SQLite checkpoints and removes the log
             self._conn = None
-        for fd in (self._log_fd, self._lock_fd):  # the lock last: SQLite's own locks are gone
+        # After SQLite has closed: closing a descriptor of its files drops its POSIX locks.
+        for fd in (self._shm_fd, self._log_fd, self._lock_fd):  # the lock last
             if fd >= 0:
                 os.close(fd)
-        self._log_fd = self._lock_fd = -1
+        self._shm_fd = self._log_fd = self._lock_fd = -1
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:

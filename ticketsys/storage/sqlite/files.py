@@ -15,6 +15,7 @@ than that was cut short.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,23 @@ def parse_wal_index(data: bytes) -> WalIndex | None:
 
 
 def read_wal_index(database: Path) -> WalIndex | None:
+    """The WAL index a crashed owner left, read before SQLite opens the store. Never call it
+    while this process has the store open: closing a file drops every POSIX lock the process
+    holds on it, SQLite's too (see ``read_wal_index_at``)."""
     try:
         with open(f"{database}-shm", "rb") as file:
             return parse_wal_index(file.read(2 * _WAL_INDEX_HEADER.size))
     except FileNotFoundError:
         return None
+
+
+def read_wal_index_at(fd: int) -> WalIndex | None:
+    """The WAL index through ``fd``, a descriptor of the ``-shm`` file that stays open until
+    SQLite has closed the store. Closing any descriptor of that file would release SQLite's
+    locks on it, for the whole process: the next process to open the store (``ticketsys
+    orders export``, ``check``) would take itself for the first, rebuild the index under the
+    owner's feet, and the owner would die of SIGBUS on its shrunken mapping."""
+    return parse_wal_index(os.pread(fd, 2 * _WAL_INDEX_HEADER.size, 0))
 
 
 def check_database_file(path: Path) -> str | None:
