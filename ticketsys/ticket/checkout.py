@@ -270,8 +270,9 @@ class HoldCheckout:
                 continue
             try:
                 await self._settled(record)
-            except VacancyUnavailable:
-                break  # try again next round
+            except VacancyUnavailable as exc:
+                log.warning("settling pending orders: %s; again in a second", exc)
+                break
             settled += 1
         return settled
 
