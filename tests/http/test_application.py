@@ -43,57 +43,57 @@ def _app(**kwargs: object) -> App:
     return App(routes, errors=errors, max_body_bytes=100, **kwargs)  # type: ignore[arg-type]
 
 
-def test_get() -> None:
-    response = asyncio.run(call(_app(), "GET", "/hello"))
+async def test_get() -> None:
+    response = await call(_app(), "GET", "/hello")
     assert response.status == 200
     assert response.json() == {"hello": "world"}
     assert response.headers[b"content-type"] == b"application/json"
     assert response.headers[b"content-length"] == b"17"
 
 
-def test_head_has_length_but_no_body() -> None:
-    response = asyncio.run(call(_app(), "HEAD", "/hello"))
+async def test_head_has_length_but_no_body() -> None:
+    response = await call(_app(), "HEAD", "/hello")
     assert (response.status, response.body, response.headers[b"content-length"]) == (200, b"", b"17")
 
 
-def test_unknown_path_is_404_json() -> None:
-    response = asyncio.run(call(_app(), "GET", "/nope"))
+async def test_unknown_path_is_404_json() -> None:
+    response = await call(_app(), "GET", "/nope")
     assert response.status == 404
     assert response.json()["error"] == "not_found"
     assert response.json()["success"] is False
 
 
-def test_wrong_method_is_405_with_allow() -> None:
-    response = asyncio.run(call(_app(), "DELETE", "/hello"))
+async def test_wrong_method_is_405_with_allow() -> None:
+    response = await call(_app(), "DELETE", "/hello")
     assert response.status == 405
     assert response.headers[b"allow"] == b"GET, HEAD"
     assert response.json()["error"] == "method_not_allowed"
 
 
-def test_body_is_assembled_from_chunks() -> None:
-    response = asyncio.run(call(_app(), "POST", "/echo", chunks=[b"ab", b"cd", b"e"]))
+async def test_body_is_assembled_from_chunks() -> None:
+    response = await call(_app(), "POST", "/echo", chunks=[b"ab", b"cd", b"e"])
     assert response.json() == {"bytes": 5}
 
 
-def test_body_over_the_limit_is_413() -> None:
-    response = asyncio.run(call(_app(), "POST", "/echo", chunks=[b"x" * 60, b"x" * 60]))
+async def test_body_over_the_limit_is_413() -> None:
+    response = await call(_app(), "POST", "/echo", chunks=[b"x" * 60, b"x" * 60])
     assert response.status == 413
     assert response.json()["error"] == "payload_too_large"
 
 
-def test_domain_errors_are_translated_by_the_table() -> None:
-    response = asyncio.run(call(_app(), "GET", "/refuse"))
+async def test_domain_errors_are_translated_by_the_table() -> None:
+    response = await call(_app(), "GET", "/refuse")
     assert (response.status, response.json()["error"]) == (409, "refused")
 
 
-def test_http_errors_pass_through() -> None:
-    response = asyncio.run(call(_app(), "GET", "/teapot"))
+async def test_http_errors_pass_through() -> None:
+    response = await call(_app(), "GET", "/teapot")
     assert response.status == 418
     assert response.json() == {"success": False, "error": "teapot", "message": "short and stout"}
 
 
-def test_a_bug_is_500_json_without_details(caplog: pytest.LogCaptureFixture) -> None:
-    response = asyncio.run(call(_app(), "GET", "/crash"))
+async def test_a_bug_is_500_json_without_details(caplog: pytest.LogCaptureFixture) -> None:
+    response = await call(_app(), "GET", "/crash")
     assert response.status == 500
     assert response.json()["error"] == "internal_error"
     assert b"secret" not in response.body and b"Traceback" not in response.body
@@ -137,9 +137,9 @@ def test_deferred_app_builds_at_startup_not_import() -> None:
     assert len(built) == 1
 
 
-def test_deferred_app_starts_on_first_request_without_lifespan() -> None:
+async def test_deferred_app_starts_on_first_request_without_lifespan() -> None:
     deferred = DeferredApp(_app)
-    response = asyncio.run(call(deferred, "GET", "/hello"))
+    response = await call(deferred, "GET", "/hello")
     assert response.status == 200
     assert deferred.app is not None and deferred.app.started
 

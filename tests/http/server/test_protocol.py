@@ -8,7 +8,7 @@ a test says so (``Peer.advance``), so timeouts are tested without sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Collection
 from itertools import pairwise
 from typing import Any
 
@@ -28,6 +28,7 @@ from tests.http.server.raw import (
     assert_json_error,
     parse_replies,
 )
+from tests.support.aio import ManualClockLoop, run_on
 from ticketsys.http.application import App
 from ticketsys.http.models import Receive, Request, Response, Scope, Send
 from ticketsys.http.responses import json_response
@@ -35,6 +36,9 @@ from ticketsys.http.routing import Route
 from ticketsys.http.server import ServerLimits
 from ticketsys.http.server.protocol import HttpConnection
 from ticketsys.http.server.state import ServerState
+
+# Every test here runs on a loop whose clock moves only when a test moves it (Peer.loop).
+pytestmark = pytest.mark.loop("manual-clock")
 
 # Small limits keep the oversize cases small; the defaults are exercised over sockets.
 LIMITS = ServerLimits(
@@ -105,21 +109,7 @@ def _post_with_coding(value: bytes) -> bytes:
     return b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: " + value + b"\r\n\r\n0\r\n\r\n"
 
 
-# -- a hand-driven clock, a fake transport, and a client "peer" ----------------------------
-
-
-class ManualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose ``time()`` stands still until ``advance`` moves it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._now = 1000.0
-
-    def time(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
+# -- a fake transport, and a client "peer" ------------------------------------------------
 
 
 class FakeTransport:
@@ -297,70 +287,50 @@ class Peer:
         return self.transport.eof and not self.transport.closing
 
 
-def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    with asyncio.Runner(loop_factory=ManualClockLoop) as runner:
-        runner.run(test())
-
-
 # -- keep-alive ---------------------------------------------------------------------------
 
 
-def test_two_requests_on_one_connection_stay_open() -> None:
-    async def main() -> None:
-        peer = Peer()
-        for _ in range(2):
-            [reply] = await peer.exchange(GET_HELLO)
-            assert (reply.status, reply.json()) == (200, {"hello": "world"})
-            assert b"connection" not in reply.headers
-            assert reply.headers[b"content-length"] == b"17"
-            assert b"date" in reply.headers
-        assert not peer.closed
-        assert peer.conn in peer.state.connections
-        assert not peer.state.tasks  # the worker exists only while there is work
-
-    run(main)
+async def test_two_requests_on_one_connection_stay_open() -> None:
+    peer = Peer()
+    for _ in range(2):
+        [reply] = await peer.exchange(GET_HELLO)
+        assert (reply.status, reply.json()) == (200, {"hello": "world"})
+        assert b"connection" not in reply.headers
+        assert reply.headers[b"content-length"] == b"17"
+        assert b"date" in reply.headers
+    assert not peer.closed
+    assert peer.conn in peer.state.connections
+    assert not peer.state.tasks  # the worker exists only while there is work
 
 
-def test_http10_without_keep_alive_closes() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(GET_HELLO_10)
-        assert reply.status == 200 and reply.closes
-        assert peer.closed and peer.conn not in peer.state.connections
-
-    run(main)
+async def test_http10_without_keep_alive_closes() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(GET_HELLO_10)
+    assert reply.status == 200 and reply.closes
+    assert peer.closed and peer.conn not in peer.state.connections
 
 
-def test_http10_keep_alive_is_confirmed_and_kept() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(GET_HELLO_10_KEEP_ALIVE)
-        assert reply.status == 200
-        assert reply.headers[b"connection"] == b"keep-alive"  # or a 1.0 client assumes close
-        assert not peer.closed
-
-    run(main)
+async def test_http10_keep_alive_is_confirmed_and_kept() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(GET_HELLO_10_KEEP_ALIVE)
+    assert reply.status == 200
+    assert reply.headers[b"connection"] == b"keep-alive"  # or a 1.0 client assumes close
+    assert not peer.closed
 
 
-def test_connection_close_closes_after_the_response() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(GET_HELLO_CLOSE)
-        assert reply.status == 200 and reply.closes
-        assert peer.closed
-
-    run(main)
+async def test_connection_close_closes_after_the_response() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(GET_HELLO_CLOSE)
+    assert reply.status == 200 and reply.closes
+    assert peer.closed
 
 
-def test_nothing_after_connection_close_is_answered() -> None:
-    async def main() -> None:
-        peer = Peer()
-        replies = await peer.exchange(GET_HELLO_CLOSE + POST_ECHO + GARBAGE)
-        assert [r.status for r in replies] == [200]
-        assert peer.calls == ["hello"]  # the pipelined POST never reached the app
-        assert peer.lingering
-
-    run(main)
+async def test_nothing_after_connection_close_is_answered() -> None:
+    peer = Peer()
+    replies = await peer.exchange(GET_HELLO_CLOSE + POST_ECHO + GARBAGE)
+    assert [r.status for r in replies] == [200]
+    assert peer.calls == ["hello"]  # the pipelined POST never reached the app
+    assert peer.lingering
 
 
 def test_app_asking_to_close_closes_even_with_a_request_arriving() -> None:
@@ -374,40 +344,34 @@ def test_app_asking_to_close_closes_even_with_a_request_arriving() -> None:
         assert [(r.status, r.closes) for r in replies] == [(200, True)]
         assert peer.closed
 
-    run(main)
+    run_on("manual-clock", main())
 
 
 # -- pipelining ---------------------------------------------------------------------------
 
 
-def test_pipelined_requests_are_answered_in_order() -> None:
-    async def main() -> None:
-        peer = Peer()
-        replies = await peer.exchange(GET_HELLO + POST_ECHO + GET_MISSING + POST_ECHO_CHUNKED + GET_HELLO)
-        assert [r.status for r in replies] == [200, 200, 404, 200, 200]
-        assert replies[1].json() == {"bytes": 10, "body": '{"qty": 5}'}
-        assert replies[3].json() == {"bytes": 10, "body": '{"qty": 5}'}
-        assert not any(r.closes for r in replies)
-        assert not peer.closed
-
-    run(main)
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    peer = Peer()
+    replies = await peer.exchange(GET_HELLO + POST_ECHO + GET_MISSING + POST_ECHO_CHUNKED + GET_HELLO)
+    assert [r.status for r in replies] == [200, 200, 404, 200, 200]
+    assert replies[1].json() == {"bytes": 10, "body": '{"qty": 5}'}
+    assert replies[3].json() == {"bytes": 10, "body": '{"qty": 5}'}
+    assert not any(r.closes for r in replies)
+    assert not peer.closed
 
 
-def test_slow_first_request_is_not_overtaken() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(GET_GATE_A + GET_HELLO + GET_GATE_B)
-        await peer.gates.entered_("a")
-        assert peer.transport.data == b""
-        assert peer.calls == ["a"]  # one request at a time: hello waits its turn
-        peer.gates.release("a")
-        await peer.gates.entered_("b")
-        assert [r.json() for r in peer.take()] == [{"gate": "a"}, {"hello": "world"}]
-        peer.gates.release("b")
-        await peer.settle()
-        assert [r.json() for r in peer.take()] == [{"gate": "b"}]
-
-    run(main)
+async def test_slow_first_request_is_not_overtaken() -> None:
+    peer = Peer()
+    peer.send(GET_GATE_A + GET_HELLO + GET_GATE_B)
+    await peer.gates.entered_("a")
+    assert peer.transport.data == b""
+    assert peer.calls == ["a"]  # one request at a time: hello waits its turn
+    peer.gates.release("a")
+    await peer.gates.entered_("b")
+    assert [r.json() for r in peer.take()] == [{"gate": "a"}, {"hello": "world"}]
+    peer.gates.release("b")
+    await peer.settle()
+    assert [r.json() for r in peer.take()] == [{"gate": "b"}]
 
 
 def test_byte_at_a_time_is_the_same_as_all_at_once() -> None:
@@ -422,7 +386,7 @@ def test_byte_at_a_time_is_the_same_as_all_at_once() -> None:
         assert peer.take(heads={2}) == whole
         assert [r.status for r in whole] == [200, 200, 200, 200]
 
-    run(main)
+    run_on("manual-clock", main())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -438,36 +402,30 @@ def test_any_split_of_a_pipeline_gives_the_same_answers(cuts: list[int]) -> None
         await peer.settle()
         assert [r.status for r in peer.take()] == [200, 200, 200]
 
-    run(main)
+    run_on("manual-clock", main())
 
 
-def test_too_many_pipelined_requests_pause_reading_until_drained() -> None:
-    async def main() -> None:
-        peer = Peer()  # max_pipelined=4
-        peer.send(GET_GATE_A + GET_HELLO * 5)  # the gate is in flight, five wait: one too many
-        await peer.gates.entered_("a")
-        assert not peer.transport.reading
-        peer.gates.release("a")
-        await peer.settle()
-        assert peer.transport.reading
-        assert [r.status for r in peer.take()] == [200] * 6
-
-    run(main)
+async def test_too_many_pipelined_requests_pause_reading_until_drained() -> None:
+    peer = Peer()  # max_pipelined=4
+    peer.send(GET_GATE_A + GET_HELLO * 5)  # the gate is in flight, five wait: one too many
+    await peer.gates.entered_("a")
+    assert not peer.transport.reading
+    peer.gates.release("a")
+    await peer.settle()
+    assert peer.transport.reading
+    assert [r.status for r in peer.take()] == [200] * 6
 
 
-def test_a_blocked_writer_holds_the_next_response() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.conn.pause_writing()  # the client is not reading: the kernel buffer is full
-        peer.send(GET_HELLO + POST_ECHO)
-        await peer.transport.wrote.wait()
-        assert [r.json() for r in peer.take()] == [{"hello": "world"}]
-        assert peer.calls == ["hello"]  # the echo waits for drain()
-        peer.conn.resume_writing()
-        await peer.settle()
-        assert [r.status for r in peer.take()] == [200]
-
-    run(main)
+async def test_a_blocked_writer_holds_the_next_response() -> None:
+    peer = Peer()
+    peer.conn.pause_writing()  # the client is not reading: the kernel buffer is full
+    peer.send(GET_HELLO + POST_ECHO)
+    await peer.transport.wrote.wait()
+    assert [r.json() for r in peer.take()] == [{"hello": "world"}]
+    assert peer.calls == ["hello"]  # the echo waits for drain()
+    peer.conn.resume_writing()
+    await peer.settle()
+    assert [r.status for r in peer.take()] == [200]
 
 
 # -- request smuggling and framing --------------------------------------------------------
@@ -481,37 +439,28 @@ SMUGGLING = [
 
 
 @pytest.mark.parametrize("request_bytes", SMUGGLING)
-def test_smuggling_attempts_get_400_and_close(request_bytes: bytes) -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(request_bytes)
-        assert_json_error(reply, 400)
-        assert reply.closes and peer.lingering
-        assert peer.calls == []  # neither the request nor what it hid reached the app
-
-    run(main)
+async def test_smuggling_attempts_get_400_and_close(request_bytes: bytes) -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(request_bytes)
+    assert_json_error(reply, 400)
+    assert reply.closes and peer.lingering
+    assert peer.calls == []  # neither the request nor what it hid reached the app
 
 
 @pytest.mark.parametrize("request_bytes", SMUGGLING)
-def test_smuggling_after_a_good_request_answers_it_first(request_bytes: bytes) -> None:
-    async def main() -> None:
-        peer = Peer()
-        replies = await peer.exchange(GET_HELLO + request_bytes)
-        assert [(r.status, r.closes) for r in replies] == [(200, False), (400, True)]
-        assert peer.calls == ["hello"]
-
-    run(main)
+async def test_smuggling_after_a_good_request_answers_it_first(request_bytes: bytes) -> None:
+    peer = Peer()
+    replies = await peer.exchange(GET_HELLO + request_bytes)
+    assert [(r.status, r.closes) for r in replies] == [(200, False), (400, True)]
+    assert peer.calls == ["hello"]
 
 
 @pytest.mark.parametrize("value", [b"abc", b"-1", b"+2", b"2, 2", b"0x2", b"2 2", b"99999999999999999999999"])
-def test_invalid_content_length_is_400(value: bytes) -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(_post_with_length(value))
-        assert_json_error(reply, 400)
-        assert peer.lingering and peer.calls == []
-
-    run(main)
+async def test_invalid_content_length_is_400(value: bytes) -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(_post_with_length(value))
+    assert_json_error(reply, 400)
+    assert peer.lingering and peer.calls == []
 
 
 @pytest.mark.parametrize(
@@ -524,27 +473,21 @@ def test_invalid_content_length_is_400(value: bytes) -> None:
         pytest.param(b"chunked, gzip", 400, id="chunked-then-gzip"),
     ],
 )
-def test_transfer_codings_other_than_chunked_are_refused(coding: bytes, status: int) -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(_post_with_coding(coding))
-        assert_json_error(reply, status)
-        assert peer.lingering and peer.calls == []
-
-    run(main)
+async def test_transfer_codings_other_than_chunked_are_refused(coding: bytes, status: int) -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(_post_with_coding(coding))
+    assert_json_error(reply, status)
+    assert peer.lingering and peer.calls == []
 
 
 @pytest.mark.parametrize(
     "request_bytes", [pytest.param(NO_HOST, id="none"), pytest.param(TWO_HOSTS, id="two")]
 )
-def test_http11_needs_exactly_one_host(request_bytes: bytes) -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(request_bytes)
-        assert_json_error(reply, 400)
-        assert peer.lingering and peer.calls == []
-
-    run(main)
+async def test_http11_needs_exactly_one_host(request_bytes: bytes) -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(request_bytes)
+    assert_json_error(reply, 400)
+    assert peer.lingering and peer.calls == []
 
 
 def test_transfer_encoding_in_http10_is_answered_then_closed() -> None:
@@ -555,53 +498,38 @@ def test_transfer_encoding_in_http10_is_answered_then_closed() -> None:
         assert reply.json() == {"bytes": 2, "body": "{}"}
         assert reply.closes and peer.closed
 
-    run(main)
+    run_on("manual-clock", main())
 
 
-def test_chunked_body_is_decoded() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(POST_ECHO_CHUNKED)
-        assert reply.json() == {"bytes": 10, "body": '{"qty": 5}'}
-        assert not peer.closed
-
-    run(main)
+async def test_chunked_body_is_decoded() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(POST_ECHO_CHUNKED)
+    assert reply.json() == {"bytes": 10, "body": '{"qty": 5}'}
+    assert not peer.closed
 
 
-def test_trailer_fields_are_not_merged_into_headers() -> None:
-    async def main() -> None:
-        [reply] = await Peer().exchange(POST_ECHO_TRAILER)
-        assert reply.json() == ["host", "transfer-encoding"]
-
-    run(main)
+async def test_trailer_fields_are_not_merged_into_headers() -> None:
+    [reply] = await Peer().exchange(POST_ECHO_TRAILER)
+    assert reply.json() == ["host", "transfer-encoding"]
 
 
-def test_absolute_form_target_is_routed_by_its_path() -> None:
-    async def main() -> None:
-        [reply] = await Peer().exchange(GET_ABSOLUTE)
-        assert reply.json() == {"hello": "world"}
-
-    run(main)
+async def test_absolute_form_target_is_routed_by_its_path() -> None:
+    [reply] = await Peer().exchange(GET_ABSOLUTE)
+    assert reply.json() == {"hello": "world"}
 
 
-def test_target_the_url_parser_rejects_is_400_not_500() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(GET_BAD_TARGET)
-        assert_json_error(reply, 400)
-        assert peer.lingering
-
-    run(main)
+async def test_target_the_url_parser_rejects_is_400_not_500() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(GET_BAD_TARGET)
+    assert_json_error(reply, 400)
+    assert peer.lingering
 
 
-def test_upgrade_is_answered_then_closed() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(UPGRADE + GET_HELLO)
-        assert reply.status == 200 and reply.closes
-        assert peer.closed and peer.calls == ["hello"]
-
-    run(main)
+async def test_upgrade_is_answered_then_closed() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(UPGRADE + GET_HELLO)
+    assert reply.status == 200 and reply.closes
+    assert peer.closed and peer.calls == ["hello"]
 
 
 # -- limits -------------------------------------------------------------------------------
@@ -615,15 +543,12 @@ def test_upgrade_is_answered_then_closed() -> None:
         pytest.param(MANY_HEADERS, 431, "too_many_headers", id="header-count"),
     ],
 )
-def test_oversized_heads_are_refused(request_bytes: bytes, status: int, code: str) -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(request_bytes)
-        assert_json_error(reply, status)
-        assert reply.json()["error"] == code
-        assert reply.closes and peer.lingering and peer.calls == []
-
-    run(main)
+async def test_oversized_heads_are_refused(request_bytes: bytes, status: int, code: str) -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(request_bytes)
+    assert_json_error(reply, status)
+    assert reply.json()["error"] == code
+    assert reply.closes and peer.lingering and peer.calls == []
 
 
 def test_an_endless_header_line_is_cut_off() -> None:
@@ -641,94 +566,73 @@ def test_an_endless_header_line_is_cut_off() -> None:
         assert sent <= LIMITS.max_header_bytes + 256
         assert peer.lingering
 
-    run(main)
+    run_on("manual-clock", main())
 
 
-def test_body_over_the_limit_by_content_length_is_refused_before_it_arrives() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)  # no body sent at all
-        assert_json_error(reply, 413)
-        assert reply.closes and peer.lingering and peer.calls == []
-
-    run(main)
+async def test_body_over_the_limit_by_content_length_is_refused_before_it_arrives() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)  # no body sent at all
+    assert_json_error(reply, 413)
+    assert reply.closes and peer.lingering and peer.calls == []
 
 
-def test_chunked_body_over_the_limit_is_refused() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(CHUNKED_TOO_LARGE)
-        assert_json_error(reply, 413)
-        assert peer.lingering and peer.calls == []
-
-    run(main)
+async def test_chunked_body_over_the_limit_is_refused() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(CHUNKED_TOO_LARGE)
+    assert_json_error(reply, 413)
+    assert peer.lingering and peer.calls == []
 
 
-def test_body_at_the_limit_is_accepted() -> None:
-    async def main() -> None:
-        body = b'"' + b"x" * 98 + b'"'
-        [reply] = await Peer().exchange(_post_with_length(b"100")[:-2] + body)
-        assert reply.json()["bytes"] == 100
-
-    run(main)
+async def test_body_at_the_limit_is_accepted() -> None:
+    body = b'"' + b"x" * 98 + b'"'
+    [reply] = await Peer().exchange(_post_with_length(b"100")[:-2] + body)
+    assert reply.json()["bytes"] == 100
 
 
 # -- the lingering close and unsupported versions ------------------------------------------
 
 
-def test_a_refused_request_lingers_discarding_until_the_clients_eof() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)
-        assert_json_error(reply, 413)
-        assert reply.closes and peer.lingering
-        peer.send(b"x" * 50 + GET_HELLO)  # the rest of the refused body: read, never parsed
-        await peer.settle()
-        assert peer.transport.data == b"" and peer.calls == [] and peer.lingering
-        peer.send_eof()
-        await peer.settle()
-        assert peer.closed and peer.conn.closed
-
-    run(main)
+async def test_a_refused_request_lingers_discarding_until_the_clients_eof() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(BODY_TOO_LARGE_HEAD)
+    assert_json_error(reply, 413)
+    assert reply.closes and peer.lingering
+    peer.send(b"x" * 50 + GET_HELLO)  # the rest of the refused body: read, never parsed
+    await peer.settle()
+    assert peer.transport.data == b"" and peer.calls == [] and peer.lingering
+    peer.send_eof()
+    await peer.settle()
+    assert peer.closed and peer.conn.closed
 
 
-def test_lingering_ends_at_its_deadline() -> None:
-    async def main() -> None:
-        peer = Peer()
-        await peer.exchange(LARGE_HEADER)
-        await peer.advance(LIMITS.lingering_time - 0.5)
-        assert peer.lingering
-        peer.send(b"y" * 100)  # a client still sending does not extend it
-        await peer.advance(0.5)
-        assert peer.closed
-
-    run(main)
+async def test_lingering_ends_at_its_deadline() -> None:
+    peer = Peer()
+    await peer.exchange(LARGE_HEADER)
+    await peer.advance(LIMITS.lingering_time - 0.5)
+    assert peer.lingering
+    peer.send(b"y" * 100)  # a client still sending does not extend it
+    await peer.advance(0.5)
+    assert peer.closed
 
 
-def test_lingering_reads_again_when_the_error_came_while_reading_was_paused() -> None:
-    async def main() -> None:
-        peer = Peer()  # max_pipelined=4
-        peer.send(GET_GATE_A + GET_HELLO * 5 + GARBAGE)
-        await peer.gates.entered_("a")
-        assert not peer.transport.reading
-        peer.gates.release("a")
-        await peer.settle()
-        assert [r.status for r in peer.take()] == [200] * 6 + [400]
-        assert peer.lingering and peer.transport.reading  # or the client's bytes would pile up
-
-    run(main)
+async def test_lingering_reads_again_when_the_error_came_while_reading_was_paused() -> None:
+    peer = Peer()  # max_pipelined=4
+    peer.send(GET_GATE_A + GET_HELLO * 5 + GARBAGE)
+    await peer.gates.entered_("a")
+    assert not peer.transport.reading
+    peer.gates.release("a")
+    await peer.settle()
+    assert [r.status for r in peer.take()] == [200] * 6 + [400]
+    assert peer.lingering and peer.transport.reading  # or the client's bytes would pile up
 
 
-def test_shutdown_ends_lingering_at_once() -> None:
-    async def main() -> None:
-        peer = Peer()
-        await peer.exchange(GARBAGE)
-        assert peer.lingering
-        peer.conn.shutdown()
-        await peer.settle()
-        assert peer.closed
-
-    run(main)
+async def test_shutdown_ends_lingering_at_once() -> None:
+    peer = Peer()
+    await peer.exchange(GARBAGE)
+    assert peer.lingering
+    peer.conn.shutdown()
+    await peer.settle()
+    assert peer.closed
 
 
 def test_a_timed_out_request_is_not_lingered_on() -> None:
@@ -740,7 +644,7 @@ def test_a_timed_out_request_is_not_lingered_on() -> None:
         assert_json_error(peer.take()[0], 408)
         assert peer.closed and not peer.transport.eof
 
-    run(main)
+    run_on("manual-clock", main())
 
 
 @pytest.mark.parametrize(
@@ -754,33 +658,27 @@ def test_a_timed_out_request_is_not_lingered_on() -> None:
         pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM", id="h2-preface"),
     ],
 )
-def test_versions_other_than_1_0_and_1_1_get_505(request_line: bytes) -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(request_line + b"\r\nHost: test\r\n\r\n")
-        assert_json_error(reply, 505)
-        assert reply.json()["error"] == "http_version_not_supported"
-        assert reply.closes and peer.lingering and peer.calls == []
-
-    run(main)
+async def test_versions_other_than_1_0_and_1_1_get_505(request_line: bytes) -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(request_line + b"\r\nHost: test\r\n\r\n")
+    assert_json_error(reply, 505)
+    assert reply.json()["error"] == "http_version_not_supported"
+    assert reply.closes and peer.lingering and peer.calls == []
 
 
 # -- garbage ------------------------------------------------------------------------------
 
 
-def test_garbage_gets_400_json_and_close_and_the_next_connection_is_served() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(GARBAGE)
-        assert_json_error(reply, 400)
-        assert reply.closes and peer.lingering
-        peer.send(GET_HELLO)  # bytes after the close are ignored, not parsed
-        assert peer.transport.data == b""
-        other = Peer(state=peer.state)
-        [reply] = await other.exchange(GET_HELLO)
-        assert reply.status == 200
-
-    run(main)
+async def test_garbage_gets_400_json_and_close_and_the_next_connection_is_served() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(GARBAGE)
+    assert_json_error(reply, 400)
+    assert reply.closes and peer.lingering
+    peer.send(GET_HELLO)  # bytes after the close are ignored, not parsed
+    assert peer.transport.data == b""
+    other = Peer(state=peer.state)
+    [reply] = await other.exchange(GET_HELLO)
+    assert reply.status == 200
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -795,143 +693,113 @@ def test_arbitrary_bytes_never_give_a_500_or_a_traceback(data: bytes) -> None:
             if reply.status >= 400:
                 assert_json_error(reply, reply.status)
 
-    run(main)
+    run_on("manual-clock", main())
 
 
 # -- timers -------------------------------------------------------------------------------
 
 
-def test_partial_request_then_timeout_is_408_and_close() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(POST_ECHO[:-3])
-        await peer.advance(LIMITS.request_timeout - 0.5)
-        assert peer.transport.data == b"" and not peer.closed
-        await peer.advance(0.5)
-        [reply] = peer.take()
-        assert_json_error(reply, 408)
-        assert reply.closes and peer.closed and peer.calls == []
-        peer.send(POST_ECHO[-3:])  # too late: ignored
-
-    run(main)
+async def test_partial_request_then_timeout_is_408_and_close() -> None:
+    peer = Peer()
+    peer.send(POST_ECHO[:-3])
+    await peer.advance(LIMITS.request_timeout - 0.5)
+    assert peer.transport.data == b"" and not peer.closed
+    await peer.advance(0.5)
+    [reply] = peer.take()
+    assert_json_error(reply, 408)
+    assert reply.closes and peer.closed and peer.calls == []
+    peer.send(POST_ECHO[-3:])  # too late: ignored
 
 
-def test_slowloris_a_byte_at_a_time_gets_408() -> None:
-    async def main() -> None:
-        peer = Peer()
-        for byte in GET_HELLO[:-2]:
-            peer.send(bytes([byte]))
-            await peer.advance(LIMITS.request_timeout / 20)
-            if peer.closed:
-                break
-        [reply] = peer.take()
-        assert_json_error(reply, 408)
-        assert peer.closed
-
-    run(main)
+async def test_slowloris_a_byte_at_a_time_gets_408() -> None:
+    peer = Peer()
+    for byte in GET_HELLO[:-2]:
+        peer.send(bytes([byte]))
+        await peer.advance(LIMITS.request_timeout / 20)
+        if peer.closed:
+            break
+    [reply] = peer.take()
+    assert_json_error(reply, 408)
+    assert peer.closed
 
 
-def test_idle_keep_alive_closes_quietly() -> None:
-    async def main() -> None:
-        peer = Peer()
-        await peer.exchange(GET_HELLO)
-        await peer.advance(LIMITS.keepalive_timeout - 0.5)
-        assert not peer.closed
-        await peer.advance(0.5)
-        assert peer.closed and peer.transport.data == b""
-
-    run(main)
+async def test_idle_keep_alive_closes_quietly() -> None:
+    peer = Peer()
+    await peer.exchange(GET_HELLO)
+    await peer.advance(LIMITS.keepalive_timeout - 0.5)
+    assert not peer.closed
+    await peer.advance(0.5)
+    assert peer.closed and peer.transport.data == b""
 
 
-def test_a_connection_that_never_speaks_closes_quietly() -> None:
-    async def main() -> None:
-        peer = Peer()
-        await peer.advance(LIMITS.keepalive_timeout)
-        assert peer.closed and peer.transport.data == b""
-
-    run(main)
+async def test_a_connection_that_never_speaks_closes_quietly() -> None:
+    peer = Peer()
+    await peer.advance(LIMITS.keepalive_timeout)
+    assert peer.closed and peer.transport.data == b""
 
 
-def test_idle_timer_waits_for_a_slow_handler() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(GET_GATE_A)
-        await peer.gates.entered_("a")
-        await peer.tick(LIMITS.keepalive_timeout * 3)  # no timer runs while we are busy
-        assert not peer.conn.deadline.pending and not peer.closed
-        peer.gates.release("a")
-        await peer.settle()
-        assert [r.status for r in peer.take()] == [200]
-        assert not peer.closed
-        await peer.advance(LIMITS.keepalive_timeout)  # re-armed when the answer was written
-        assert peer.closed
-
-    run(main)
+async def test_idle_timer_waits_for_a_slow_handler() -> None:
+    peer = Peer()
+    peer.send(GET_GATE_A)
+    await peer.gates.entered_("a")
+    await peer.tick(LIMITS.keepalive_timeout * 3)  # no timer runs while we are busy
+    assert not peer.conn.deadline.pending and not peer.closed
+    peer.gates.release("a")
+    await peer.settle()
+    assert [r.status for r in peer.take()] == [200]
+    assert not peer.closed
+    await peer.advance(LIMITS.keepalive_timeout)  # re-armed when the answer was written
+    assert peer.closed
 
 
-def test_keep_alive_timer_restarts_after_each_request() -> None:
-    async def main() -> None:
-        peer = Peer()
-        for _ in range(3):
-            await peer.advance(LIMITS.keepalive_timeout - 1)
-            assert [r.status for r in await peer.exchange(GET_HELLO)] == [200]
-        assert not peer.closed
-
-    run(main)
+async def test_keep_alive_timer_restarts_after_each_request() -> None:
+    peer = Peer()
+    for _ in range(3):
+        await peer.advance(LIMITS.keepalive_timeout - 1)
+        assert [r.status for r in await peer.exchange(GET_HELLO)] == [200]
+    assert not peer.closed
 
 
-def test_request_timer_is_not_the_clients_fault_while_we_stopped_reading() -> None:
-    async def main() -> None:
-        peer = Peer()  # max_pipelined=4
-        peer.send(GET_GATE_A + GET_HELLO * 5 + GET_HELLO[:5])
-        await peer.gates.entered_("a")
-        assert not peer.transport.reading
-        await peer.tick(LIMITS.request_timeout)
-        await peer.tick(LIMITS.request_timeout)
-        assert peer.transport.data == b"" and not peer.closed
-        peer.gates.release("a")
-        await peer.settle()
-        peer.send(GET_HELLO[5:])
-        await peer.settle()
-        assert [r.status for r in peer.take()] == [200] * 7
-
-    run(main)
+async def test_request_timer_is_not_the_clients_fault_while_we_stopped_reading() -> None:
+    peer = Peer()  # max_pipelined=4
+    peer.send(GET_GATE_A + GET_HELLO * 5 + GET_HELLO[:5])
+    await peer.gates.entered_("a")
+    assert not peer.transport.reading
+    await peer.tick(LIMITS.request_timeout)
+    await peer.tick(LIMITS.request_timeout)
+    assert peer.transport.data == b"" and not peer.closed
+    peer.gates.release("a")
+    await peer.settle()
+    peer.send(GET_HELLO[5:])
+    await peer.settle()
+    assert [r.status for r in peer.take()] == [200] * 7
 
 
 # -- HEAD, errors, Expect -----------------------------------------------------------------
 
 
-def test_head_has_gets_length_and_no_body() -> None:
-    async def main() -> None:
-        peer = Peer()
-        replies = await peer.exchange(HEAD_HELLO + GET_HELLO, heads={0})
-        assert [r.status for r in replies] == [200, 200]
-        assert replies[0].body == b""
-        assert replies[0].headers[b"content-length"] == replies[1].headers[b"content-length"] == b"17"
-
-    run(main)
+async def test_head_has_gets_length_and_no_body() -> None:
+    peer = Peer()
+    replies = await peer.exchange(HEAD_HELLO + GET_HELLO, heads={0})
+    assert [r.status for r in replies] == [200, 200]
+    assert replies[0].body == b""
+    assert replies[0].headers[b"content-length"] == replies[1].headers[b"content-length"] == b"17"
 
 
-def test_not_found_and_wrong_method_are_json() -> None:
-    async def main() -> None:
-        peer = Peer()
-        missing, wrong = await peer.exchange(GET_MISSING + DELETE_HELLO)
-        assert_json_error(missing, 404)
-        assert_json_error(wrong, 405)
-        assert wrong.headers[b"allow"] == b"GET, HEAD"
-        assert not peer.closed
-
-    run(main)
+async def test_not_found_and_wrong_method_are_json() -> None:
+    peer = Peer()
+    missing, wrong = await peer.exchange(GET_MISSING + DELETE_HELLO)
+    assert_json_error(missing, 404)
+    assert_json_error(wrong, 405)
+    assert wrong.headers[b"allow"] == b"GET, HEAD"
+    assert not peer.closed
 
 
-def test_handler_that_raises_is_500_json_without_traceback() -> None:
-    async def main() -> None:
-        peer = Peer()
-        crash, hello = await peer.exchange(GET_CRASH + GET_HELLO)
-        assert_json_error(crash, 500)
-        assert hello.status == 200 and not peer.closed
-
-    run(main)
+async def test_handler_that_raises_is_500_json_without_traceback() -> None:
+    peer = Peer()
+    crash, hello = await peer.exchange(GET_CRASH + GET_HELLO)
+    assert_json_error(crash, 500)
+    assert hello.status == 200 and not peer.closed
 
 
 async def _raises_before_start(scope: Scope, receive: Receive, send: Send) -> None:
@@ -947,83 +815,62 @@ async def _returns_without_response(scope: Scope, receive: Receive, send: Send) 
     return None
 
 
-def test_asgi_app_that_raises_before_responding_is_500_json() -> None:
-    async def main() -> None:
-        peer = Peer(_raises_before_start)
-        replies = await peer.exchange(GET_HELLO + GET_HELLO)
-        for reply in replies:
-            assert_json_error(reply, 500)
-        assert len(replies) == 2 and not peer.closed  # a bug in one request is not the connection's
-
-    run(main)
-
-
-def test_asgi_app_that_raises_mid_response_closes_the_connection() -> None:
-    async def main() -> None:
-        peer = Peer(_raises_after_start)
-        assert await peer.exchange(GET_HELLO + GET_HELLO) == []
-        assert peer.closed
-
-    run(main)
-
-
-def test_asgi_app_that_returns_without_a_response_is_500_and_close() -> None:
-    async def main() -> None:
-        peer = Peer(_returns_without_response)
-        [reply] = await peer.exchange(GET_HELLO + GET_HELLO)
+async def test_asgi_app_that_raises_before_responding_is_500_json() -> None:
+    peer = Peer(_raises_before_start)
+    replies = await peer.exchange(GET_HELLO + GET_HELLO)
+    for reply in replies:
         assert_json_error(reply, 500)
-        assert reply.closes and peer.closed
-
-    run(main)
+    assert len(replies) == 2 and not peer.closed  # a bug in one request is not the connection's
 
 
-def test_expect_100_continue_gets_the_interim_response() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(EXPECT_HEAD)
-        assert bytes(peer.transport.data) == b"HTTP/1.1 100 Continue\r\n\r\n"
-        peer.transport.data.clear()
-        [reply] = await peer.exchange(EXPECT_BODY)
-        assert reply.json() == {"bytes": 10, "body": '{"qty": 5}'}
-
-    run(main)
+async def test_asgi_app_that_raises_mid_response_closes_the_connection() -> None:
+    peer = Peer(_raises_after_start)
+    assert await peer.exchange(GET_HELLO + GET_HELLO) == []
+    assert peer.closed
 
 
-def test_expect_100_continue_waits_for_earlier_answers() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(GET_GATE_A + EXPECT_HEAD)
-        await peer.gates.entered_("a")
-        assert peer.transport.data == b""  # a 100 now would read as the gate's answer
-        peer.gates.release("a")
-        await peer.settle()
-        first, interim = peer.take()
-        assert first.json() == {"gate": "a"} and interim.status == 100
-        [reply] = await peer.exchange(EXPECT_BODY)
-        assert reply.status == 200
-
-    run(main)
+async def test_asgi_app_that_returns_without_a_response_is_500_and_close() -> None:
+    peer = Peer(_returns_without_response)
+    [reply] = await peer.exchange(GET_HELLO + GET_HELLO)
+    assert_json_error(reply, 500)
+    assert reply.closes and peer.closed
 
 
-def test_expect_100_continue_is_ignored_for_http10() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(EXPECT_HEAD_10)
-        assert peer.transport.data == b""
-        [reply] = await peer.exchange(EXPECT_BODY)
-        assert reply.status == 200 and reply.closes
-
-    run(main)
+async def test_expect_100_continue_gets_the_interim_response() -> None:
+    peer = Peer()
+    peer.send(EXPECT_HEAD)
+    assert bytes(peer.transport.data) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    peer.transport.data.clear()
+    [reply] = await peer.exchange(EXPECT_BODY)
+    assert reply.json() == {"bytes": 10, "body": '{"qty": 5}'}
 
 
-def test_expect_100_continue_with_a_body_too_large_gets_413_instead() -> None:
-    async def main() -> None:
-        peer = Peer()
-        [reply] = await peer.exchange(EXPECT_TOO_LARGE)
-        assert_json_error(reply, 413)
-        assert peer.lingering
+async def test_expect_100_continue_waits_for_earlier_answers() -> None:
+    peer = Peer()
+    peer.send(GET_GATE_A + EXPECT_HEAD)
+    await peer.gates.entered_("a")
+    assert peer.transport.data == b""  # a 100 now would read as the gate's answer
+    peer.gates.release("a")
+    await peer.settle()
+    first, interim = peer.take()
+    assert first.json() == {"gate": "a"} and interim.status == 100
+    [reply] = await peer.exchange(EXPECT_BODY)
+    assert reply.status == 200
 
-    run(main)
+
+async def test_expect_100_continue_is_ignored_for_http10() -> None:
+    peer = Peer()
+    peer.send(EXPECT_HEAD_10)
+    assert peer.transport.data == b""
+    [reply] = await peer.exchange(EXPECT_BODY)
+    assert reply.status == 200 and reply.closes
+
+
+async def test_expect_100_continue_with_a_body_too_large_gets_413_instead() -> None:
+    peer = Peer()
+    [reply] = await peer.exchange(EXPECT_TOO_LARGE)
+    assert_json_error(reply, 413)
+    assert peer.lingering
 
 
 # -- the ASGI scope -----------------------------------------------------------------------
@@ -1046,7 +893,7 @@ def test_scope_carries_version_path_query_and_addresses() -> None:
         assert (first["http_version"], second["http_version"]) == ("1.1", "1.0")
         assert first["client"] == ("127.0.0.1", 50000) and first["server"] == ("127.0.0.1", 8000)
 
-    run(main)
+    run_on("manual-clock", main())
 
 
 # -- connection_lost and shutdown ---------------------------------------------------------
@@ -1076,66 +923,51 @@ def test_client_gone_mid_request_is_cleaned_up() -> None:
         assert peer.conn not in peer.state.connections
         assert peer.state.all_closed.is_set()
 
-    run(main)
+    run_on("manual-clock", main())
 
 
-def test_shutdown_closes_an_idle_connection() -> None:
-    async def main() -> None:
-        peer = Peer()
-        await peer.exchange(GET_HELLO)
-        peer.conn.shutdown()
-        await peer.settle()
-        assert peer.closed and peer.transport.data == b""
-
-    run(main)
+async def test_shutdown_closes_an_idle_connection() -> None:
+    peer = Peer()
+    await peer.exchange(GET_HELLO)
+    peer.conn.shutdown()
+    await peer.settle()
+    assert peer.closed and peer.transport.data == b""
 
 
-def test_shutdown_finishes_what_was_received_and_says_close_last() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(GET_GATE_A + GET_HELLO)
-        await peer.gates.entered_("a")
-        peer.state.closing = True
-        peer.conn.shutdown()
-        peer.send(GET_HELLO)  # sent after shutdown began: not a request we accept
-        assert not peer.closed
-        peer.gates.release("a")
-        await peer.settle()
-        replies = peer.take()
-        assert [(r.status, r.closes) for r in replies] == [(200, False), (200, True)]
-        assert peer.calls == ["a", "hello"] and peer.closed
-
-    run(main)
+async def test_shutdown_finishes_what_was_received_and_says_close_last() -> None:
+    peer = Peer()
+    peer.send(GET_GATE_A + GET_HELLO)
+    await peer.gates.entered_("a")
+    peer.state.closing = True
+    peer.conn.shutdown()
+    peer.send(GET_HELLO)  # sent after shutdown began: not a request we accept
+    assert not peer.closed
+    peer.gates.release("a")
+    await peer.settle()
+    replies = peer.take()
+    assert [(r.status, r.closes) for r in replies] == [(200, False), (200, True)]
+    assert peer.calls == ["a", "hello"] and peer.closed
 
 
-def test_shutdown_lets_a_half_received_request_finish() -> None:
-    async def main() -> None:
-        peer = Peer()
-        peer.send(POST_ECHO[:-4])
-        peer.state.closing = True
-        peer.conn.shutdown()
-        assert not peer.closed
-        [reply] = await peer.exchange(POST_ECHO[-4:])
-        assert reply.status == 200 and reply.closes and peer.closed
-
-    run(main)
+async def test_shutdown_lets_a_half_received_request_finish() -> None:
+    peer = Peer()
+    peer.send(POST_ECHO[:-4])
+    peer.state.closing = True
+    peer.conn.shutdown()
+    assert not peer.closed
+    [reply] = await peer.exchange(POST_ECHO[-4:])
+    assert reply.status == 200 and reply.closes and peer.closed
 
 
-def test_connection_made_during_shutdown_is_closed() -> None:
-    async def main() -> None:
-        state = ServerState(build_app(Gates(), []), LIMITS)
-        state.closing = True
-        peer = Peer(state=state)
-        await peer.settle()
-        assert peer.closed and state.all_closed.is_set()
-
-    run(main)
+async def test_connection_made_during_shutdown_is_closed() -> None:
+    state = ServerState(build_app(Gates(), []), LIMITS)
+    state.closing = True
+    peer = Peer(state=state)
+    await peer.settle()
+    assert peer.closed and state.all_closed.is_set()
 
 
-def test_repr_shows_state() -> None:
-    async def main() -> None:
-        peer = Peer()
-        expected = "<HttpConnection client=('127.0.0.1', 50000) idle queued=0 busy=False>"
-        assert repr(peer.conn) == expected
-
-    run(main)
+async def test_repr_shows_state() -> None:
+    peer = Peer()
+    expected = "<HttpConnection client=('127.0.0.1', 50000) idle queued=0 busy=False>"
+    assert repr(peer.conn) == expected
