@@ -48,6 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is a package
+from benchmarks import docs
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv" / "bin"
 PY = str(VENV / "python")
@@ -838,6 +841,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
             [v[key] for r in setups.values() for v in r["latency"].values()
              if v.get(key) not in (None, float("inf"))] or [1.0]
         ) * 2  # fmt: skip
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # type: ignore[attr-defined]  # 20 setups apart
+        stacked: dict[int, int] = {}  # overloaded marks drawn at each rate, stacked downwards
         for name, r in setups.items():
             held, lost = [], []
             for rate_text, v in sorted(r["latency"].items(), key=lambda kv: int(kv[0])):
@@ -849,9 +854,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
                     lost.append((rate, achieved))
             (line,) = ax.plot([p[0] for p in held], [p[1] for p in held], marker="o", label=name)
             for rate, achieved in lost:
-                ax.plot([rate], [top], marker="x", markersize=9, color=line.get_color())
-                ax.annotate(f"{achieved / 1000:.1f}k/s", (rate, top), fontsize=6, color=line.get_color(),
-                            xytext=(4, -10), textcoords="offset points")  # fmt: skip
+                at = top * 0.75 ** stacked.get(rate, 0)
+                stacked[rate] = stacked.get(rate, 0) + 1
+                ax.plot([rate], [at], marker="x", markersize=9, color=line.get_color())
+                label = f"{name}: {achieved / 1000:.1f}k/s"
+                ax.annotate(label, (rate, at), fontsize=6, color=line.get_color(),
+                            xytext=(-6, -3), textcoords="offset points", ha="right")  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(rates, [f"{r // 1000}k" for r in rates])
@@ -900,6 +908,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
     p.add_argument("--out", type=Path, default=BENCH / "results")
     p.add_argument("--baseline", metavar="COMMIT", help="also measure each setup as COMMIT, in turn")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="copy the results to benchmarks/figures/ and refresh the docs' generated tables from them",
+    )
     ns = p.parse_args(argv)
     if shutil.which("wrk") is None:
         say("loadrun: wrk is not installed (apt-get install -y wrk)")
@@ -957,6 +970,15 @@ def run(ns: argparse.Namespace) -> int:
     chart(results, opts.out / "latency.png")
     print(table)
     say(f"wrote {opts.out / 'results.md'}, results.json, latency.png")
+    if ns.publish:
+        if opts.quick:
+            say("loadrun: a --quick run is not published (one short run decides nothing)")
+            return 2
+        for name in ("results.md", "results.json", "latency.png"):
+            shutil.copyfile(opts.out / name, BENCH / "figures" / name)
+        for document in docs.DOCUMENTS:
+            docs.publish(document)
+        say("published to benchmarks/figures/ and the docs' generated tables")
     return 0
 
 
