@@ -841,7 +841,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
             [v[key] for r in setups.values() for v in r["latency"].values()
              if v.get(key) not in (None, float("inf"))] or [1.0]
         ) * 2  # fmt: skip
-        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # type: ignore[attr-defined]  # 20 setups apart
+        tab20 = plt.get_cmap("tab20")
+        ax.set_prop_cycle(color=[tab20(i) for i in range(20)])  # 20 setups told apart
         stacked: dict[int, int] = {}  # overloaded marks drawn at each rate, stacked downwards
         for name, r in setups.items():
             held, lost = [], []
