@@ -317,9 +317,14 @@ class Database:
                     conn.execute("ROLLBACK")
             batch.set_exception(failure)
             batch.exception()  # retrieved: a batch may have no waiter left
+            self._transaction_ended()
             return
         self._commits += 1
         batch.set_result(self._commits)
+        self._transaction_ended()
+
+    def _transaction_ended(self) -> None:
+        """No transaction is open now: a pause waiting for that may begin."""
         if self._quiet is not None:
             self._quiet.set()
 
@@ -332,8 +337,7 @@ class Database:
         if batch is not None:
             batch.set_exception(failure)
             batch.exception()
-        if self._quiet is not None:
-            self._quiet.set()
+        self._transaction_ended()
 
     async def _durable(self, number: int) -> None:
         while self._synced < number:
