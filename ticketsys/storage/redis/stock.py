@@ -82,6 +82,16 @@ local function hold_reply(id)
   return {'ok', id, h[1], h[2], h[3], h[4], h[5]}
 end
 
+-- The answer already given under an idempotency key (its value: "<hold id>:<fingerprint>"),
+-- a conflict if the key came with another body, or nil for a key not seen.
+local function recall_hold(key, fingerprint)
+  local seen = redis.call('GET', key)
+  if not seen then return nil end
+  local at = string.find(seen, ':', 1, true)
+  if string.sub(seen, at + 1) ~= fingerprint then return {'conflict'} end
+  return hold_reply(string.sub(seen, 1, at - 1))
+end
+
 local function take(qty, from, into)
   redis.call('HINCRBY', stock, from, -qty)
   return redis.call('HINCRBY', stock, into, qty)
@@ -116,12 +126,8 @@ return hold_reply(ARGV[3])
 # KEYS[3]: the hold key, if any. ARGV: qty, expires (ms), the new hold's id, fingerprint, key ttl (ms).
 _HOLD = _lua("""
 if KEYS[3] then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then
-    local at = string.find(seen, ':', 1, true)
-    if string.sub(seen, at + 1) ~= ARGV[6] then return {'conflict'} end
-    return hold_reply(string.sub(seen, 1, at - 1))
-  end
+  local seen = recall_hold(KEYS[3], ARGV[6])
+  if seen then return seen end
 end
 local available = redis.call('HGET', stock, 'available')
 if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
@@ -138,12 +144,8 @@ return {'ok', id, ARGV[3], ARGV[4], 'held', available, false}
 # A hold sold at once to an order, before its expiry (StockStore.sell_hold). KEYS[3]: the
 # hold key. ARGV: qty, expires (ms), the new hold's id, fingerprint, key ttl (ms), order id.
 _SELL_HOLD = _lua("""
-local seen = redis.call('GET', KEYS[3])
-if seen then
-  local at = string.find(seen, ':', 1, true)
-  if string.sub(seen, at + 1) ~= ARGV[6] then return {'conflict'} end
-  return hold_reply(string.sub(seen, 1, at - 1))
-end
+local seen = recall_hold(KEYS[3], ARGV[6])
+if seen then return seen end
 if tonumber(ARGV[4]) <= tonumber(now) then return {'expired'} end
 local available = redis.call('HGET', stock, 'available')
 if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
