@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ticketsys.api.schemas import MAX_KEY_LENGTH
 from ticketsys.domain.errors import HoldNotFound
 from ticketsys.domain.wire import WireError, is_id, parse_rfc3339
@@ -17,7 +19,11 @@ def read_qty(request: Request, max_qty: int) -> int:
 
 def read_hold(request: Request, max_qty: int) -> tuple[int, float | None]:
     """``{"qty": n, "ttl": seconds?}``: the seconds' range is the domain's (HoldRules)."""
-    data = json_object(request)
+    return hold_fields(json_object(request), max_qty)
+
+
+def hold_fields(data: dict[str, Any], max_qty: int) -> tuple[int, float | None]:
+    """``read_hold`` on a body already read."""
     qty = int_field(data, "qty", minimum=1, maximum=max_qty)
     ttl = data.get("ttl")
     if "ttl" in data and type(ttl) not in (int, float):  # null is not a number either
@@ -25,16 +31,13 @@ def read_hold(request: Request, max_qty: int) -> tuple[int, float | None]:
     return qty, ttl
 
 
-def read_sale(request: Request, max_qty: int) -> tuple[int, float, str] | None:
+def sale_fields(data: dict[str, Any], max_qty: int) -> tuple[int, float, str] | None:
     """``{"qty": n, "expires_at": time, "order_id": id}``, a hold made sold at once (Ticket's
     purchases), or None for a plain hold's body (no ``order_id``)."""
-    data = json_object(request)
     if "order_id" not in data:
         return None
     qty = int_field(data, "qty", minimum=1, maximum=max_qty)
-    order_id = data["order_id"]
-    if not isinstance(order_id, str) or not is_id(order_id):
-        raise HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
+    order_id = _order_id(data)
     try:
         expires_at = parse_rfc3339(data.get("expires_at"))
     except WireError:
@@ -45,7 +48,11 @@ def read_sale(request: Request, max_qty: int) -> tuple[int, float, str] | None:
 
 
 def read_order_id(request: Request) -> str:
-    order_id = json_object(request).get("order_id")
+    return _order_id(json_object(request))
+
+
+def _order_id(data: dict[str, Any]) -> str:
+    order_id = data.get("order_id")
     if not isinstance(order_id, str) or not is_id(order_id):
         raise HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
     return order_id

@@ -11,6 +11,7 @@ from ticketsys.domain.wire import hold_json, stock_json
 from ticketsys.http.auth import require_bearer
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.models import Request, Response
+from ticketsys.http.requests import json_object
 from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 from ticketsys.vacancy.service import VacancyService
@@ -44,9 +45,10 @@ def vacancy_routes(
     async def create_hold(request: Request) -> Response:
         authorise(request)
         key = readers.idempotency_key(request)  # checked either way; a sale's key is its order
-        sale = readers.read_sale(request, service.max_qty)
+        data = json_object(request)  # read once, for either kind of body
+        sale = readers.sale_fields(data, service.max_qty)
         if sale is None:
-            qty, ttl = readers.read_hold(request, service.max_qty)
+            qty, ttl = readers.hold_fields(data, service.max_qty)
             hold = await service.hold(qty, ttl, key)
         else:
             hold = await service.sell_hold(*sale)
