@@ -402,8 +402,7 @@ class Database:
     def _truncate_log(self, conn: sqlite3.Connection) -> None:
         """Empty the log while the loop makes no change (in the checkpoint thread)."""
         loop = self._loop
-        if loop is None or loop.is_closed():
-            return
+        assert loop is not None  # set by start(), before this thread runs
         quiet = threading.Event()
         try:
             loop.call_soon_threadsafe(self._pause, quiet)

@@ -66,10 +66,13 @@ def read_wal_index(database: Path) -> WalIndex | None:
     while this process has the store open: closing a file drops every POSIX lock the process
     holds on it, SQLite's too (see ``read_wal_index_at``)."""
     try:
-        with open(f"{database}-shm", "rb") as file:
-            return parse_wal_index(file.read(2 * _WAL_INDEX_HEADER.size))
+        fd = os.open(f"{database}-shm", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        return read_wal_index_at(fd)
+    finally:
+        os.close(fd)
 
 
 def read_wal_index_at(fd: int) -> WalIndex | None:
