@@ -65,6 +65,7 @@ SETUPS: dict[str, dict[str, Any]] = {
     "ceiling": {
         "about": "benchmarks/ceiling.py: fixed bytes per request, no parsing",
         "procs": [[PY, str(BENCH / "ceiling.py"), "--port", "{port}"]],
+        "ours": False,
     },
     "monolith": {
         "about": "python -m ticketsys monolith (embedded server, SERVER_DISPATCH=direct)",
@@ -169,10 +170,44 @@ SETUPS: dict[str, dict[str, Any]] = {
         "redis": True,
     },
 }
+
+
+def seed_uvicorn(app: str, port: str) -> list[str]:
+    """The seed guide's app served as its scripts/run_*.py do (uvicorn, uvloop, httptools),
+    quiet as the uvicorn setup above is."""
+    return [str(VENV / "uvicorn"), f"benchmarks.seed_design:{app}", "--port", port, "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+
+
+# The seed's own design (benchmarks/seed_design.py, FastAPI + httpx): what this project started
+# from. Not ours, so no --baseline twin; it has no /healthz, so readiness polls /available.
+SETUPS.update(
+    {
+        "seed-monolith": {
+            "about": "the seed guide's FastAPI design, monolith mode, under uvicorn",
+            "procs": [seed_uvicorn("monolith_app", "{port}")],
+            "env": {"DEPLOYMENT_MODE": "monolith", "PYTHONPATH": str(ROOT)},
+            "ready": "/api/v1/available",
+            "ours": False,
+        },
+        "seed-microservices": {
+            "about": "the seed guide's FastAPI design, vacancy + ticket (httpx), uvicorn, both on CPU 0",
+            "procs": [seed_uvicorn("vacancy_app", "{port2}"), seed_uvicorn("ticket_app", "{port}")],
+            "env": {
+                "DEPLOYMENT_MODE": "microservices",
+                "PYTHONPATH": str(ROOT),
+                "VACANCY_URL": "http://127.0.0.1:{port2}",
+            },
+            "ready": "/api/v1/available",
+            "ours": False,
+            "throughput_only": True,  # ~200 req/s, as the guide says: every open-loop rate would time out
+        },
+    }
+)
 REDIS_SERVER = "/usr/bin/redis-server"
 DEFAULT_SETUPS = [
-    "ceiling", "monolith", "monolith-asgi", "monolith-sqlite", "uvicorn", "hypercorn",
-    "microservices", "microservices-httpx",
+    "ceiling", "seed-monolith", "seed-microservices", "monolith", "monolith-asgi", "monolith-sqlite",
+    "uvicorn", "hypercorn", "microservices", "microservices-httpx",
 ]  # fmt: skip
 
 
@@ -407,12 +442,13 @@ def imports_from(tree: Path, env: dict[str, str], cwd: str) -> None:
 
 
 def add_baseline(names: list[str], commit: str, tree: Path) -> list[str]:
-    """``names`` with a twin ``name@commit`` after each. The ceiling has none (it is not ours),
-    nor do the SQLite setups (the store commit e73b81e and those before it do not have)."""
+    """``names`` with a twin ``name@commit`` after each. The ceiling and the seed have none
+    (they are not ours), nor do the SQLite setups (the store commit e73b81e and those before it
+    do not have)."""
     out = []
     for name in names:
         out.append(name)
-        if name == "ceiling" or SETUPS[name].get("env", {}).get("STOCK_STORE") == "sqlite":
+        if not SETUPS[name].get("ours", True) or SETUPS[name].get("env", {}).get("STOCK_STORE") == "sqlite":
             continue
         twin = f"{name}@{commit}"
         spec = SETUPS[name]
@@ -484,7 +520,7 @@ def started(name: str, opts: Options) -> Iterator[Running]:
         for i, argv in enumerate(spec["procs"]):
             procs.append(spawn(argv, str(i)))
             # Vacancy must answer before Ticket starts (its readiness asks Vacancy).
-            wait_ready(int(port2) if "{port2}" in argv else port, procs)
+            wait_ready(int(port2) if "{port2}" in argv else port, procs, spec.get("ready", "/healthz"))
             if "--workers" in argv:
                 wait_listeners(port, int(argv[argv.index("--workers") + 1]), procs)
         running = Running(name, port, procs, redis)
@@ -724,6 +760,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     share("microservices on Redis max throughput", "microservices-redis", "monolith", 0.25)
     for name in ("monolith-redis", "microservices-redis"):
         at_most(f"{name} P95 at 5k req/s", p95(name, "5000"), 1.0)
+    # what this project changes against the design it started from (no target: a reading)
+    for ours, seed in (("monolith", "seed-monolith"), ("microservices", "seed-microservices")):
+        this, that = rps(ours), rps(seed)
+        if this and that:
+            row(f"{ours} purchases/s against the seed's design", "—",
+                f"{this:,.0f} vs {that:,.0f} ({this / that:.1f} times)", None)  # fmt: skip
     # a change against its parent (--baseline): the same setup, the same run
     for twin, r in s.items():
         base = r.get("baseline_of")
@@ -827,11 +869,13 @@ def chart(results: dict[str, Any], path: Path) -> None:
     bars = axes[0]
     names = list(setups)
     values = [setups[n]["throughput"].get("purchase", {}).get("median_rps") or 0 for n in names]
-    bars.barh(names, values, color=["#999" if n == "ceiling" else "#3a6ea5" for n in names])
+    shade = {"ceiling": "#999", "seed-monolith": "#d08c2a", "seed-microservices": "#d08c2a"}
+    bars.barh(names, values, color=[shade.get(n, "#3a6ea5") for n in names])
     for y, v in enumerate(values):
         bars.text(v, y, f" {v:,.0f}", va="center", fontsize=7)
     bars.invert_yaxis()
-    bars.set_xlabel("POST /api/v1/purchase, req/s (wrk, closed loop, server on 1 core)")
+    bars.set_xlabel("POST /api/v1/purchase, req/s (wrk, closed loop, server on 1 core)\n"
+                    "grey: the ceiling (no parsing); orange: the seed guide's design (FastAPI)")  # fmt: skip
     bars.set_title("throughput")
     bars.tick_params(axis="y", labelsize=7)
     bars.grid(True, axis="x", alpha=0.3)
