@@ -49,6 +49,8 @@ class App:
         self.started = False
         self.startup_error: BaseException | None = None
         self.shutdown_error: BaseException | None = None
+        # What the wiring hangs on the app for others to find (the telemetry, for the runner).
+        self.state: dict[str, Any] = {}
         if cors is not None:  # both dispatch paths go through handle; without CORS it stays as is
             self.handle = with_cors(self.handle, self.router, cors)  # type: ignore[method-assign,assignment]
 
@@ -142,11 +144,20 @@ class App:
             scope["headers"],
             body,
             scope.get("query_string", b""),
+            client=_client(scope.get("client")),
         )
         await send_response(send, await self.handle(request), scope)
 
     def __repr__(self) -> str:
         return f"<App {self.title!r} routes={len(self.router.routes)} started={self.started}>"
+
+
+def _client(peer: Any) -> tuple[str, int] | None:
+    """ASGI's ``client`` ([host, port], or None; some servers send a list)."""
+    if peer is None:
+        return None
+    host, port = peer
+    return str(host), int(port)
 
 
 async def send_response(send: Send, response: Response, scope: Scope) -> None:

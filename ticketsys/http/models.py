@@ -22,7 +22,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class Request:
-    __slots__ = ("body", "headers", "method", "path", "path_params", "query_string")
+    __slots__ = ("body", "client", "headers", "method", "path", "path_params", "query_string")
 
     def __init__(
         self,
@@ -32,6 +32,7 @@ class Request:
         body: bytes = b"",
         query_string: bytes = b"",
         path_params: Mapping[str, str] | None = None,
+        client: tuple[str, int] | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -39,6 +40,7 @@ class Request:
         self.body = body
         self.query_string = query_string
         self.path_params: Mapping[str, str] = path_params or {}
+        self.client = client  # the peer's (host, port), when the server knows it (access log)
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a header; ``name`` must be lower-case."""

@@ -33,7 +33,9 @@ class DirectCycle:
         _, path, query = target(incoming.url)
         self.conn = conn
         self.handle = handle
-        self.request = Request(incoming.method, path, incoming.headers, incoming.body, query)
+        self.request = Request(
+            incoming.method, path, incoming.headers, incoming.body, query, client=conn.client_addr
+        )
         self.keep_alive = incoming.keep_alive
         self.http10 = incoming.http_version == "1.0"
 
