@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
@@ -20,6 +21,8 @@ from ticketsys.http.openapi import docs_page, openapi_document
 from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 from ticketsys.observe import logs
+
+log = logging.getLogger("ticketsys")
 
 Readiness = Callable[[], Awaitable[bool]]
 
@@ -122,6 +125,7 @@ def assemble(
     async def configure_logging() -> None:
         # Under hypercorn or uvicorn nobody configured our logging: this is the first chance.
         logs.ensure_configured(settings.log_level.value, settings.log_format.value)
+        log.info("%s starting (mode %s, store %s)", service, mode, settings.stock_store)
 
     routes = [
         *api,
