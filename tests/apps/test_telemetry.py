@@ -124,10 +124,11 @@ def test_hostile_paths_make_no_series_of_their_own() -> None:
 
 def test_status_names_the_process_and_the_stock() -> None:
     async def test(app: App) -> None:
-        await _buy(app, 4)
+        await _buy(app, 4, (b"idempotency-key", b"k-1"))
         status = (await call(app, "GET", "/status")).json()
         assert status["service"] == "monolith" and status["mode"] == "monolith"
-        assert status["store"] == {"kind": "memory", "available": 96, "held": 0, "sold": 4, "capacity": 100}
+        figures = {"available": 96, "held": 0, "sold": 4, "capacity": 100, "holds": 0, "orders": 1, "keys": 1}
+        assert status["store"] == {"kind": "memory", **figures}
         assert status["uptime_seconds"] >= 0 and status["pid"] > 0
         assert status["connections"] is None  # not behind the embedded server here
 

@@ -69,7 +69,8 @@ def test_monolith_counts_every_purchase_as_a_local_hop(tmp_path: Path) -> None:
         )
         assert value(after, "ticketsys_http_connections") >= 1
         status = orjson.loads(services.get(monolith.url, "/status")[1])
-        assert status["store"]["sold"] == N and status["store"]["bytes_on_disk"] > 0
+        assert status["store"]["sold"] == N and status["store"]["orders"] == N
+        assert status["store"]["kind"] == "sqlite" and status["store"]["bytes_on_disk"] > 0
         assert status["pid"] == monolith.pid
         assert monolith.stop() == 0
     entries = _json_lines(monolith)

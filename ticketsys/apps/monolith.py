@@ -31,13 +31,16 @@ def build_monolith(settings: Settings) -> App:
     client = ObservedVacancyClient(LocalVacancyClient(vacancy), hop, transport, sale)
     checkout: Checkout
     opened: list[Lifecycle]
+    files: tuple[str, ...]
     if stores.sale is not None:  # one store: a purchase is one atomic write
         checkout = ObservedCheckout(StoreCheckout(stores.sale), sale, hop)
         opened = [stores.stock]
+        counts, files = [stores.sale.figures], (SALE_FILE,)
     else:  # stock and orders apart (Redis): a purchase is a hold and a confirm
         assert stores.orders is not None
         checkout = ObservedCheckout(HoldCheckout(client, stores.orders, settings.purchase_hold_ttl), sale)
         opened = [stores.stock, stores.orders]
+        counts, files = [stores.stock.figures, stores.orders.figures], (STOCK_FILE, ORDERS_FILE)
     ticket = TicketService(client, checkout, settings.max_qty, rules)
     stock_gauge(telemetry, vacancy.stock)
     api = vacancy_routes(vacancy, internal=False) + ticket_routes(ticket, proxy_available=False)
@@ -50,9 +53,7 @@ def build_monolith(settings: Settings) -> App:
         on_startup=[*(store.open for store in opened), checkout.open],
         on_shutdown=[*(store.close for store in opened), checkout.close],  # run in reverse
         telemetry=telemetry,
-        status=[
-            store_status(settings, vacancy.stock, (SALE_FILE,) if stores.sale else (STOCK_FILE, ORDERS_FILE))
-        ],
+        status=[store_status(settings, vacancy.stock, counts, files)],
     )
 
 

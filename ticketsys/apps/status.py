@@ -73,14 +73,20 @@ def _disk_bytes(directory: Path, names: Iterable[str]) -> int:
 
 
 def store_status(
-    settings: Settings, stock: Callable[[], Awaitable[Stock]] | None, files: Iterable[str] = ()
+    settings: Settings,
+    stock: Callable[[], Awaitable[Stock]] | None,
+    counts: Iterable[Callable[[], dict[str, int]]] = (),
+    files: Iterable[str] = (),
 ) -> StatusPart:
-    """The store's figures: the stock's parts (where this process reads them), the bytes its
-    SQLite files take."""
-    names = tuple(files)
+    """The store's figures: the stock's parts (where this process reads them), what its stores
+    count cheaply (holds, orders, keys), the bytes its SQLite files take."""
+    names, counters = tuple(files), tuple(counts)
 
     async def part() -> dict[str, Any]:
         figures: dict[str, Any] = {}
+        for count in counters:
+            for name, value in count().items():
+                figures[name] = figures.get(name, 0) + value
         if settings.stock_store.kind is StoreKind.SQLITE and names:
             figures["bytes_on_disk"] = _disk_bytes(Path(settings.data_dir), names)
         if stock is not None:

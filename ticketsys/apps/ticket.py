@@ -90,7 +90,7 @@ def build_ticket(settings: Settings) -> App:
         on_startup=[orders.open, client.open, checkout.open],
         on_shutdown=[orders.close, client.close, checkout.close],  # run in reverse
         telemetry=telemetry,
-        status=[store_status(settings, None, (ORDERS_FILE,)), vacancy_status],
+        status=[store_status(settings, None, [orders.figures], (ORDERS_FILE,)), vacancy_status],
     )
 
 

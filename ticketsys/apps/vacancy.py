@@ -29,7 +29,7 @@ def build_vacancy(settings: Settings) -> App:
         on_startup=[stock.open],
         on_shutdown=[stock.close],
         telemetry=telemetry,
-        status=[store_status(settings, service.stock, (STOCK_FILE,))],
+        status=[store_status(settings, service.stock, [stock.figures], (STOCK_FILE,))],
     )
 
 
