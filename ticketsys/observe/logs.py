@@ -1,9 +1,10 @@
 """Logging: one setup for every way the apps run, the pid and the request id on every line.
 
-``configure`` is called by ``bin/ticketsys`` before anything logs, and by every app at its
-start-up (``ensure_configured``): under hypercorn or uvicorn nothing configured the root logger,
-so without it the app's own lines (start-up, a replica down) would go nowhere. A root logger
-that someone else configured (a test harness, an embedding program) is left as it is.
+``configure`` is called by ``bin/ticketsys`` before anything logs (the whole process is ours:
+the root logger), and by every app at its start-up (``ensure_configured``): under hypercorn or
+uvicorn nothing configured the ``ticketsys`` loggers, so without it the app's own lines
+(start-up, a replica down) would go nowhere. Logging that someone else configured (a test
+harness, an embedding program) is left as it is.
 
 Two formats, chosen by ``LOG_FORMAT``:
 
@@ -66,24 +67,25 @@ class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler ``configure`` installed, so a second call replaces, not adds."""
 
 
-def configure(level: str, form: str, stream: IO[str] | None = None) -> None:
-    """Send every log line to ``stream`` (stderr) in ``form`` ("text" or "json")."""
+def configure(level: str, form: str, stream: IO[str] | None = None, *, name: str = "") -> None:
+    """Send the lines of logger ``name`` (the root: everything) to ``stream`` (stderr) in
+    ``form`` ("text" or "json"), replacing a handler this function installed before."""
     handler = _OurHandler(stream or sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
-def configured() -> bool:
-    """Whether the root logger has a handler (ours or anyone's)."""
-    return bool(logging.getLogger().handlers)
+    target = logging.getLogger(name)
+    for old in [h for h in target.handlers if isinstance(h, _OurHandler)]:
+        target.removeHandler(old)
+    target.addHandler(handler)
+    target.setLevel(level.upper())
+    if name:  # our lines go to our handler alone, not again to whatever the root has
+        target.propagate = False
 
 
 def ensure_configured(level: str, form: str) -> None:
-    """``configure`` unless someone already did (see the module docstring)."""
-    if not configured():
-        configure(level, form)
+    """Configure the ``ticketsys`` loggers unless someone already configured logging.
+
+    Only ours: the server's own loggers (``hypercorn.error`` propagates to the root) keep
+    their handlers and formats, and none of their lines is written twice."""
+    if not logging.getLogger().handlers and not logging.getLogger("ticketsys").handlers:
+        configure(level, form, name="ticketsys")
