@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ticketsys.observe.metrics import CONTENT_TYPE, Registry, escape
@@ -70,3 +71,10 @@ def test_gauges_are_read_at_scrape_time() -> None:
 
 def test_content_type_is_the_text_format_0_0_4() -> None:
     assert CONTENT_TYPE.startswith(b"text/plain; version=0.0.4")
+
+
+def test_a_second_family_of_one_name_is_a_programming_error() -> None:
+    registry = Registry()
+    registry.counter("twice_total", "Once.")
+    with pytest.raises(AssertionError):
+        registry.counter("twice_total", "Twice.")

@@ -105,7 +105,7 @@ class LagProbe:
     """A timer every ``interval``: how late it fires is how long the loop was busy elsewhere."""
 
     def __init__(self, lag: Histogram, interval: float = LAG_INTERVAL) -> None:
-        self._series = lag.labels()
+        self.series = lag.labels()
         self.interval = interval
         self.last = 0.0  # the latest lag measured, for the gauge
         self._handle: asyncio.TimerHandle | None = None
@@ -119,7 +119,7 @@ class LagProbe:
     def _fired(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         self.last = max(0.0, now - self._due)
-        self._series.observe(self.last)
+        self.series.observe(self.last)
         self._due = now + self.interval
         self._handle = loop.call_at(self._due, self._fired, loop)
 
