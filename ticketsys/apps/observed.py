@@ -16,6 +16,7 @@ checkouts know nothing of metrics:
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -65,28 +66,35 @@ class HopMetrics:
 
 
 class SaleMetrics:
+    """The sale's totals. The purchase's are plain ints (an attribute added to is the cheapest
+    count there is), read by the registry at scrape time."""
+
     def __init__(self, registry: Registry) -> None:
-        self.purchases = registry.counter(
+        self.sold = self.sold_out = self.failed = self.tickets = self.replays = 0
+        registry.gauge(
             "ticketsys_purchases_total",
             "Purchases answered, by outcome (sold, sold_out, failed).",
+            lambda: ((("sold",), self.sold), (("sold_out",), self.sold_out), (("failed",), self.failed)),
             ["outcome"],
+            counter=True,
         )
-        self.tickets = registry.counter(
-            "ticketsys_tickets_sold_total", "Tickets sold (purchases and confirmed holds)."
+        registry.gauge(
+            "ticketsys_tickets_sold_total",
+            "Tickets sold (purchases and confirmed holds).",
+            lambda: (((), self.tickets),),
+            counter=True,
         )
-        self.replays = registry.counter(
+        registry.gauge(
             "ticketsys_idempotent_replays_total",
             "Requests answered by an earlier answer (same Idempotency-Key).",
+            lambda: (((), self.replays),),
+            counter=True,
         )
         self.holds = registry.counter(
             "ticketsys_holds_total",
             "Holds, by outcome (held, sold_out, confirmed, released, failed).",
             ["outcome"],
         )
-        for outcome in ("sold", "sold_out", "failed"):
-            self.purchases.inc((outcome,), 0)
-        self.tickets.inc((), 0)
-        self.replays.inc((), 0)
 
 
 class ObservedCheckout:
@@ -94,7 +102,7 @@ class ObservedCheckout:
         self._inner = inner
         self._sale = sale
         self._hop = hop
-        # The purchase is the hot path: its series is found once, and it is timed inline.
+        # The purchase is the hot path: its series is found once, and updated inline.
         self._sell: Series | None = None if hop is None else hop.latency.labels("sell", "local")
         self._confirm = None if hop is None else hop.timer("confirm", "local")
 
@@ -104,22 +112,28 @@ class ObservedCheckout:
 
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
         sale, series = self._sale, self._sell
-        started = time.time() if key is not None else 0.0
+        started = time.time() if key is not None else 0.0  # only a keyed purchase can be a replay
         began = time.perf_counter()
         try:
             order = await self._inner.purchase(qty, key, fingerprint)
         except SoldOut:
-            sale.purchases.values[("sold_out",)] += 1
+            sale.sold_out += 1
             raise
         except Exception as exc:
-            sale.purchases.values[("failed",)] += 1
+            sale.failed += 1
             if self._hop is not None and (isinstance(exc, _FAILURES) or not isinstance(exc, TicketsysError)):
                 self._hop.errors.inc(("sell", "local", type(exc).__name__))
             raise
         finally:
             if series is not None:
-                series.observe(time.perf_counter() - began)
-        self._counted(order, key, started, ("sold",))
+                elapsed = time.perf_counter() - began
+                series.counts[bisect_left(series.bounds, elapsed)] += 1
+                series.sum += elapsed
+        if key is not None and order.created_at < started:  # made before: an earlier answer, again
+            sale.replays += 1
+        else:
+            sale.sold += 1
+            sale.tickets += order.qty
         return order
 
     async def confirm(self, hold_id: str, key: str | None, fingerprint: str) -> Order:
@@ -132,20 +146,12 @@ class ObservedCheckout:
         except Exception:
             self._sale.holds.inc(("failed",))
             raise
-        self._counted(order, key, started, None)
-        return order
-
-    def _counted(self, order: Order, key: str | None, started: float, outcome: tuple[str] | None) -> None:
-        sale = self._sale
-        # An order made before this call began is an earlier answer given again.
-        if key is not None and order.created_at < started:
-            sale.replays.values[()] += 1
-            return
-        if outcome is None:
-            sale.holds.inc(("confirmed",))
+        if key is not None and order.created_at < started:  # an earlier answer, given again
+            self._sale.replays += 1
         else:
-            sale.purchases.values[outcome] += 1
-        sale.tickets.values[()] += order.qty
+            self._sale.holds.inc(("confirmed",))
+            self._sale.tickets += order.qty
+        return order
 
     async def order(self, order_id: str) -> Order | None:
         return await self._inner.order(order_id)

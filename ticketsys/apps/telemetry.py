@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -32,7 +33,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 
 
 class RouteStats:
-    """The answers of one route template and method: counts by status, and latency."""
+    """The answers of one route template and method: counts by status, and latency. The
+    request wrapper updates both inline (a method call is a tenth of its budget)."""
 
     __slots__ = ("latency", "statuses")
 
@@ -62,6 +64,7 @@ class Telemetry:
             "Time from the request read to the answer handed to the server, by route template.",
             ["route", "method"],
         )
+        self.bounds = self._latency.bounds
         self.registry.gauge(
             "ticketsys_http_requests_total",
             "Requests answered, by route template, method and status.",
@@ -151,45 +154,51 @@ def _route_of(router: Router, request: Request) -> tuple[str, str]:
 
 
 def observe_requests(app: App, telemetry: Telemetry) -> None:
-    """Wrap ``app.handle``: a request id for every request, its series counted and timed."""
+    """Wrap ``app.handle``: a request id for every request, its series counted and timed.
+
+    The hot path of every request, so written flat: the header found by a loop rather than
+    ``Request.header``, the id's check a compiled regex, the series updated inline."""
     handle: Handler = app.handle
     router = app.router
     # The series of fixed paths, keyed as the request names them: after a route's first
     # request, one lookup. Only paths a route serves are added, so hostile paths add nothing.
     fixed: dict[tuple[str, str], RouteStats] = {}
-    accept, current, make_id, perf_counter = (
-        request_id.accept,
-        request_id.current,
-        telemetry.make_id,
-        time.perf_counter,
-    )
-    header = request_id.HEADER
+
+    def find(request: Request) -> RouteStats:
+        method, route = _route_of(router, request)
+        stats = telemetry.stats(method, route)
+        if route == request.path and method == request.method:
+            fixed[(method, route)] = stats
+        return stats
+
+    header, valid, make_id = request_id.HEADER, request_id.VALID.fullmatch, telemetry.make_id
+    current, perf_counter, bounds = request_id.current, time.perf_counter, telemetry.bounds
     access = telemetry.access
 
     async def handle_observed(request: Request) -> Response:
-        rid = accept(request.header(header)) or make_id()
+        raw = None
+        for name, value in request.headers:
+            if name == header:
+                raw = value
+                break
+        rid = make_id() if raw is None or valid(raw) is None else raw
         token = current.set(rid)
         started = perf_counter()
         try:
             response = await handle(request)
             elapsed = perf_counter() - started
-            stats = fixed.get((request.method, request.path))
-            if stats is None:
-                method, route = _route_of(router, request)
-                stats = telemetry.stats(method, route)
-                if route == request.path and method == request.method:
-                    fixed[(method, route)] = stats
-            stats.observe(response.status, elapsed)
+            stats = fixed.get((request.method, request.path)) or find(request)
+            status = response.status
+            statuses = stats.statuses
+            statuses[status] = statuses.get(status, 0) + 1
+            latency = stats.latency
+            latency.counts[bisect_left(bounds, elapsed)] += 1
+            latency.sum += elapsed
             if access:
-                _log_access(request, response.status, elapsed)
+                _log_access(request, status, elapsed)
         finally:
             current.reset(token)
-        return Response(
-            response.status,
-            response.body,
-            response.content_type,
-            (*response.headers, (header, rid.encode("ascii"))),
-        )
+        return Response(status, response.body, response.content_type, (*response.headers, (header, rid)))
 
     app.handle = handle_observed  # type: ignore[method-assign]
 

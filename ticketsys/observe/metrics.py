@@ -122,21 +122,24 @@ class CounterFunc(Gauge):
 
 
 class Series:
-    """One histogram series: counts per bucket (not cumulative until rendered), sum, count."""
+    """One histogram series: counts per bucket (not cumulative until rendered) and their sum.
+    The count is the buckets' total, added up at scrape time rather than on every update."""
 
-    __slots__ = ("bounds", "count", "counts", "sum")
+    __slots__ = ("bounds", "counts", "sum")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
         self.sum = 0.0
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
     def observe(self, value: float) -> None:
         # bisect_left: a value equal to a bound belongs to that bound's bucket (le = "<=").
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
-        self.count += 1
 
 
 class Histogram(Metric):
@@ -171,7 +174,7 @@ class Histogram(Metric):
                 yield f"{self.name}_bucket{le} {running}"
             names = _labels(self.label_names, labels)
             yield f"{self.name}_sum{names} {_number(series.sum)}"
-            yield f"{self.name}_count{names} {series.count}"
+            yield f"{self.name}_count{names} {running}"
 
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"

@@ -130,7 +130,7 @@ class RemoteVacancyClient:
         headers = (("idempotency-key", key),) if key is not None else ()
         rid = request_id.current.get()
         if rid:  # the buyer's request id, so Vacancy's log lines for this call carry it too
-            headers = (*headers, ("x-request-id", rid))
+            headers = (*headers, ("x-request-id", rid.decode("ascii")))
         # Only making a plain hold without a key may not be repeated (it would hold twice,
         # until the first expires); every other call is idempotent (a sale is keyed by its
         # order id).
