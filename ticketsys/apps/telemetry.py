@@ -157,7 +157,8 @@ def observe_requests(app: App, telemetry: Telemetry) -> None:
     """Wrap ``app.handle``: a request id for every request, its series counted and timed.
 
     The hot path of every request, so written flat: the header found by a loop rather than
-    ``Request.header``, the id's check a compiled regex, the series updated inline."""
+    ``Request.header``, the id's check a compiled regex, the series updated inline, the id
+    handed back in ``Request.reply_headers`` for the server to write."""
     handle: Handler = app.handle
     router = app.router
     # The series of fixed paths, keyed as the request names them: after a route's first
@@ -198,7 +199,8 @@ def observe_requests(app: App, telemetry: Telemetry) -> None:
                 _log_access(request, status, elapsed)
         finally:
             current.reset(token)
-        return Response(status, response.body, response.content_type, (*response.headers, (header, rid)))
+        request.reply_headers = ((header, rid),)  # the server adds it: no rebuilt response
+        return response
 
     app.handle = handle_observed  # type: ignore[method-assign]
 

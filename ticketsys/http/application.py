@@ -15,7 +15,7 @@ from typing import Any
 
 from ticketsys.http.cors import CorsPolicy, with_cors
 from ticketsys.http.errors import INTERNAL_ERROR, HTTPError, error_response, payload_too_large
-from ticketsys.http.models import MAX_BODY_BYTES, Handler, Receive, Request, Response, Scope, Send
+from ticketsys.http.models import MAX_BODY_BYTES, Handler, Headers, Receive, Request, Response, Scope, Send
 from ticketsys.http.routing import Match, Route, Router
 
 log = logging.getLogger("ticketsys.http")
@@ -146,7 +146,8 @@ class App:
             scope.get("query_string", b""),
             client=_client(scope.get("client")),
         )
-        await send_response(send, await self.handle(request), scope)
+        response = await self.handle(request)
+        await send_response(send, response, scope, request.reply_headers)
 
     def __repr__(self) -> str:
         return f"<App {self.title!r} routes={len(self.router.routes)} started={self.started}>"
@@ -160,11 +161,12 @@ def _client(peer: Any) -> tuple[str, int] | None:
     return str(host), int(port)
 
 
-async def send_response(send: Send, response: Response, scope: Scope) -> None:
+async def send_response(send: Send, response: Response, scope: Scope, extra: Headers = ()) -> None:
     headers = [
         (b"content-type", response.content_type),
         (b"content-length", b"%d" % len(response.body)),
         *response.headers,
+        *extra,
     ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     body = b"" if scope["method"] == "HEAD" else response.body

@@ -47,7 +47,9 @@ class DirectCycle:
             log.exception("application error in %s %s", request.method, request.path)
             response = INTERNAL_ERROR
         conn = self.conn
-        self.keep_alive = conn.write(response, self.keep_alive, request.method == "HEAD", None, self.http10)
+        self.keep_alive = conn.write(
+            response, self.keep_alive, request.method == "HEAD", None, self.http10, request.reply_headers
+        )
         flow = conn.flow
         if flow is not None and flow.write_paused:  # no await at all while the socket is writable
             await flow.drain()
