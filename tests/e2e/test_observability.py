@@ -6,6 +6,7 @@ parse and carry their fields; a Vacancy replica going down and coming back is lo
 
 from __future__ import annotations
 
+import http.client
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,18 @@ def _buy(service: services.Service, rid: str, qty: int = 1) -> Any:
     status, body = services.post(service.url, "/api/v1/purchase", {"qty": qty}, {"X-Request-ID": rid})
     assert status == 200, body
     return body
+
+
+def _answer_id(service: services.Service, rid: str | None) -> str | None:
+    """The X-Request-ID the embedded server's answer carries, for a request sending ``rid``."""
+    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
+    try:
+        conn.request("GET", "/healthz", headers={"X-Request-ID": rid} if rid is not None else {})
+        response = conn.getresponse()
+        response.read()
+        return response.getheader("x-request-id")
+    finally:
+        conn.close()
 
 
 def _json_lines(service: services.Service) -> list[dict[str, Any]]:
@@ -72,6 +85,10 @@ def test_monolith_counts_every_purchase_as_a_local_hop(tmp_path: Path) -> None:
         assert status["store"]["sold"] == N and status["store"]["orders"] == N
         assert status["store"]["kind"] == "sqlite" and status["store"]["bytes_on_disk"] > 0
         assert status["pid"] == monolith.pid
+        assert _answer_id(monolith, "given-1") == "given-1"
+        made = _answer_id(monolith, None)
+        assert made and made != _answer_id(monolith, None)
+        assert _answer_id(monolith, "not ok") not in (None, "not ok")
         assert monolith.stop() == 0
     entries = _json_lines(monolith)
     assert all(entry["pid"] == monolith.pid for entry in entries)
