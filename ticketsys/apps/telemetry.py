@@ -172,7 +172,8 @@ def observe_requests(app: App, telemetry: Telemetry) -> None:
             fixed[(method, route)] = stats
         return stats
 
-    header, valid, make_id = request_id.HEADER, request_id.VALID.fullmatch, telemetry.make_id
+    header, valid = request_id.HEADER, request_id.VALID.fullmatch
+    prefix, counter = telemetry.make_id.prefix + b"-", telemetry.make_id.counter  # IdMaker, inlined
     current, perf_counter, bounds = request_id.current, time.perf_counter, telemetry.bounds
     access = telemetry.access
 
@@ -182,7 +183,7 @@ def observe_requests(app: App, telemetry: Telemetry) -> None:
             if name == header:
                 raw = value
                 break
-        rid = make_id() if raw is None or valid(raw) is None else raw
+        rid = prefix + b"%x" % next(counter) if raw is None or valid(raw) is None else raw
         token = current.set(rid)
         started = perf_counter()
         try:

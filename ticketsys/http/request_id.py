@@ -38,14 +38,14 @@ def accept(raw: bytes | None) -> bytes | None:
 class IdMaker:
     """Fresh ids for requests that came without one."""
 
-    __slots__ = ("_counter", "prefix")
+    __slots__ = ("counter", "prefix")
 
     def __init__(self, prefix: bytes | None = None) -> None:
         self.prefix = prefix if prefix is not None else os.urandom(4).hex().encode("ascii")
-        self._counter = itertools.count(1)
+        self.counter = itertools.count(1)
 
     def __call__(self) -> bytes:
-        return b"%s-%x" % (self.prefix, next(self._counter))
+        return b"%s-%x" % (self.prefix, next(self.counter))
 
     def __repr__(self) -> str:
         return f"<IdMaker prefix={self.prefix.decode()}>"

@@ -34,7 +34,7 @@ class DirectCycle:
         self.conn = conn
         self.handle = handle
         self.request = Request(
-            incoming.method, path, incoming.headers, incoming.body, query, client=conn.client_addr
+            incoming.method, path, incoming.headers, incoming.body, query, None, conn.client_addr
         )
         self.keep_alive = incoming.keep_alive
         self.http10 = incoming.http_version == "1.0"
