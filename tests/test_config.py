@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketsys.config import ConfigError, DeploymentMode, Settings, load_settings
+from ticketsys.config import ConfigError, DeploymentMode, LogFormat, Settings, load_settings
 
 
 def _load(
@@ -80,6 +80,8 @@ def test_missing_env_file_is_fine(tmp_path: Path) -> None:
         ("VACANCY_TIMEOUT", "nan"),
         ("VACANCY_TIMEOUT", "-1"),
         ("LOG_LEVEL", "loud"),
+        ("LOG_FORMAT", "xml"),
+        ("ACCESS_LOG", "maybe"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:
@@ -88,6 +90,12 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}=")
     assert "\n" not in str(caught.value)
+
+
+def test_log_format_and_access_log() -> None:
+    assert (Settings().log_format, Settings().access_log) == (LogFormat.TEXT, False)  # off: it costs
+    chosen = _load({"LOG_FORMAT": "JSON", "ACCESS_LOG": "1"})
+    assert (chosen.log_format, chosen.access_log) == (LogFormat.JSON, True)
 
 
 def test_settings_are_frozen() -> None:

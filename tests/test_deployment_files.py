@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES = {"monolith", "microservices", "scaled"}
+PROFILES = {"monolith", "microservices", "scaled", "observability"}
 # Each ticketsys subcommand and the port it serves on by default (README "Configuration").
 SERVICE_PORTS = {"monolith": 8000, "vacancy": 8001, "ticket": 8002}
 

@@ -2,6 +2,7 @@
 
     cli -> apps -> vacancy, ticket -> api -> domain
                  -> config, storage ---------^
+                 -> observe (metrics, logging) -> http
     http (the toolkit) imports none of the rest; all but domain and storage may use it.
 
 ``vacancy`` and ``ticket`` are siblings: neither imports the other (the monolith joins them in
@@ -27,8 +28,9 @@ ALLOWED: dict[str, set[str]] = {
     "vacancy": {"api", "domain", "http"},
     "ticket": {"api", "domain", "http"},
     "config": {"domain", "http", "storage"},
-    "apps": {"api", "config", "domain", "http", "storage", "ticket", "vacancy"},
-    "cli": {"apps", "config", "domain", "http", "storage"},
+    "observe": {"http"},
+    "apps": {"api", "config", "domain", "http", "observe", "storage", "ticket", "vacancy"},
+    "cli": {"apps", "config", "domain", "http", "observe", "storage"},
     "__init__": set(),
     "__main__": {"cli"},
 }

@@ -20,6 +20,7 @@ from ticketsys.config import ConfigError, DeploymentMode, Settings, StoreKind, l
 from ticketsys.domain.models import MAX_STOCK
 from ticketsys.http.application import App
 from ticketsys.http.server import LifespanError, Server
+from ticketsys.observe import logs
 
 log = logging.getLogger("ticketsys")
 
@@ -128,11 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "vacancy":
         _or_exit(lambda: configs.vacancy_token(settings))  # refused before any worker starts
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level.value, settings.log_format.value)
     if args.workers < 1:
         refuse("--workers must be at least 1")
     if args.workers > 1:
@@ -370,6 +367,10 @@ def _serve(service: str, settings: Settings, *, reuse_port: bool) -> int:
         direct=configs.direct_dispatch(settings),
         reuse_port=reuse_port,
     )
+
+    telemetry = app.state.get("telemetry")
+    if telemetry is not None:
+        telemetry.connections = lambda: len(server.state.connections)
 
     def announce() -> None:
         # Everything alive now (modules, routes, the app) lives as long as the process: keep

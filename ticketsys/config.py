@@ -54,6 +54,11 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class StoreKind(StrEnum):
     SQLITE = "sqlite"
     MEMORY = "memory"
@@ -137,6 +142,8 @@ class Settings:
     keepalive_timeout: float = _SERVER.keepalive_timeout
     request_timeout: float = _SERVER.request_timeout
     log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.TEXT
+    access_log: bool = False  # off by default: a line per request costs more than the request
     cors_origins: tuple[str, ...] = ()
 
     def port_for(self, service: str) -> int:
@@ -330,6 +337,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "KEEPALIVE_TIMEOUT": _seconds(0.1, 3600),
     "REQUEST_TIMEOUT": _seconds(0.1, 3600),
     "LOG_LEVEL": _choice(LogLevel),
+    "LOG_FORMAT": _choice(LogFormat),
+    "ACCESS_LOG": _flag,
     "CORS_ORIGINS": _origins,
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}

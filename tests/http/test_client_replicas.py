@@ -24,7 +24,7 @@ class Counting:
         self.requests = 0
         self.server: asyncio.base_events.Server | None = None
 
-    async def start(self) -> int:
+    async def start(self, port: int = 0) -> int:
         counter = self
 
         class Answer(asyncio.Protocol):
@@ -44,7 +44,7 @@ class Counting:
                         continue
                     self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")  # type: ignore[attr-defined]
 
-        self.server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", 0)
+        self.server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", port)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -160,3 +160,27 @@ def test_a_closed_replicas_moves_nothing_to_another_replica() -> None:
             await other.stop()
 
     run(test)
+
+
+def test_a_replica_down_and_back_is_logged_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    async def test() -> None:
+        port = _refused_port()
+        replicas = Replicas([HttpPool(ClientOptions(f"http://127.0.0.1:{port}"))], names=["vacancy A"])
+        try:
+            for _ in range(3):
+                with pytest.raises(ConnectError):
+                    await replicas.request("GET", "/")
+            assert replicas.down == [True]
+            server = Counting()
+            await server.start(port)  # the replica is back, on the same port
+            for _ in range(3):
+                assert (await replicas.request("GET", "/")).status == 200
+            assert replicas.down == [False]
+            await server.stop()
+        finally:
+            await replicas.aclose()
+
+    with caplog.at_level("INFO", logger="ticketsys.http.client"):
+        run(test)
+    lines = [record.getMessage() for record in caplog.records if record.name == "ticketsys.http.client"]
+    assert [line.split(":")[0] for line in lines] == ["vacancy A is down", "vacancy A is back"]

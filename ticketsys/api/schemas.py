@@ -221,3 +221,62 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "SERVICE_TOKEN, sent as `Authorization: Bearer <token>`.",
     }
 }
+
+
+def _count(what: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 0, "description": what}
+
+
+STATUS: dict[str, Any] = {
+    "title": "Status",
+    "description": "What an operator asks of a running process; figures the store does not know are "
+    "left out, and connections is null under a server other than the embedded one.",
+    "type": "object",
+    "required": ["service", "version", "mode", "pid", "uptime_seconds", "started_at", "store"],
+    "properties": {
+        "service": {"enum": ["monolith", "vacancy", "ticket"], "description": "which app this is"},
+        "version": {"type": "string", "description": "ticketsys's version"},
+        "mode": {"enum": ["monolith", "microservices"], "description": "the deployment mode"},
+        "pid": {"type": "integer", "description": "the process answering (one of several workers?)"},
+        "uptime_seconds": {"type": "number", "minimum": 0, "description": "seconds since start-up"},
+        "started_at": {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"},
+        "store": {
+            "type": "object",
+            "description": "the store's kind and the figures this process can read of it",
+            "required": ["kind"],
+            "properties": {
+                "kind": {"enum": ["memory", "sqlite", "redis"], "description": "STOCK_STORE's engine"},
+                "available": _count("tickets on sale"),
+                "held": _count("tickets in holds"),
+                "sold": _count("tickets sold"),
+                "capacity": _count("available + held + sold"),
+                "holds": _count("holds ever made (SQLite) or kept (memory)"),
+                "orders": _count("orders recorded"),
+                "keys": _count("idempotency keys remembered (memory only: SQLite would scan)"),
+                "bytes_on_disk": _count("the SQLite files' size, write-ahead log included"),
+                "error": {"type": "string", "description": "why the figures could not be read"},
+            },
+        },
+        "vacancy": {
+            "type": "object",
+            "description": "ticket only: the Vacancy replicas it sells through",
+            "properties": {
+                "transport": {"enum": ["http"], "description": "how Ticket reaches them"},
+                "replicas": {
+                    "type": "array",
+                    "description": "each VACANCY_URL, up unless its last connect failed",
+                    "items": {
+                        "type": "object",
+                        "required": ["url", "up"],
+                        "properties": {"url": {"type": "string"}, "up": {"type": "boolean"}},
+                    },
+                },
+            },
+        },
+        "connections": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "client connections open (null: not known under this server)",
+        },
+    },
+}

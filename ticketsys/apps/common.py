@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
@@ -10,6 +11,8 @@ from ticketsys import __version__
 from ticketsys.api import schemas
 from ticketsys.apps import configs
 from ticketsys.apps.errors import ERRORS
+from ticketsys.apps.status import StatusPart, status_route
+from ticketsys.apps.telemetry import Telemetry, metrics_route, observe_requests
 from ticketsys.config import Settings
 from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
@@ -17,6 +20,9 @@ from ticketsys.http.models import Request, Response
 from ticketsys.http.openapi import docs_page, openapi_document
 from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
+from ticketsys.observe import logs
+
+log = logging.getLogger("ticketsys")
 
 Readiness = Callable[[], Awaitable[bool]]
 
@@ -76,15 +82,21 @@ def assemble(
     ready: Readiness = always_ready,
     on_startup: Iterable[Hook] = (),
     on_shutdown: Iterable[Hook] = (),
+    telemetry: Telemetry | None = None,
+    status: Iterable[StatusPart] = (),
 ) -> App:
-    """An App serving ``api`` plus ``/``, ``/healthz``, ``/readyz``, ``/docs``, ``/openapi.json``."""
+    """An App serving ``api`` plus ``/``, ``/healthz``, ``/readyz``, ``/docs``, ``/openapi.json``,
+    ``/metrics`` and ``/status``; every request counted and given an id (apps/telemetry.py)."""
     title = f"ticketsys {service}"
+    if telemetry is None:
+        telemetry = Telemetry(service, mode, settings.stock_store.kind.value, access=settings.access_log)
+    status_api = status_route(telemetry, list(status))
     identity = json_response(
         {"service": service, "mode": mode, "deployment_mode": mode, "version": __version__}
     )
     healthy = json_response({"status": "ok"})
     document = openapi_document(
-        api,
+        [*api, status_api],
         title=title,
         version=__version__,
         description=f"{_ABOUT[service]} {_CONVENTIONS}",
@@ -110,8 +122,15 @@ def assemble(
     async def docs_html(request: Request) -> Response:
         return docs
 
+    async def configure_logging() -> None:
+        # Under hypercorn or uvicorn nobody configured our logging: this is the first chance.
+        logs.ensure_configured(settings.log_level.value, settings.log_format.value)
+        log.info("%s starting (mode %s, store %s)", service, mode, settings.stock_store)
+
     routes = [
         *api,
+        status_api,
+        metrics_route(telemetry),
         _infra("/", root, "Service identity and deployment mode"),
         _infra("/healthz", healthz, "Liveness"),
         _infra("/readyz", readyz, "Readiness"),
@@ -121,11 +140,13 @@ def assemble(
     app = App(
         routes,
         errors=ERRORS,
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
+        on_startup=[configure_logging, telemetry.start, *on_startup],
+        on_shutdown=[telemetry.stop, *on_shutdown],  # run in reverse: the probes stop last
         max_body_bytes=settings.max_body_bytes,
         title=title,
         version=__version__,
         cors=configs.cors_policy(settings),
     )
+    observe_requests(app, telemetry)
+    app.state["telemetry"] = telemetry
     return app

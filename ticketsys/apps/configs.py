@@ -8,6 +8,7 @@ the CLI call them instead of picking fields themselves, so that a setting means 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
 
 from ticketsys.apps.stores import StoreConfig
@@ -57,7 +58,7 @@ def client_options(settings: Settings, url: str) -> ClientOptions:
     )
 
 
-def store_config(settings: Settings) -> StoreConfig:
+def store_config(settings: Settings, timer: Callable[[str, str, float], None] | None = None) -> StoreConfig:
     return StoreConfig(
         choice=settings.stock_store,
         data_dir=Path(settings.data_dir),
@@ -66,6 +67,7 @@ def store_config(settings: Settings) -> StoreConfig:
         key_ttl=settings.idempotency_ttl,
         redis_timeout=settings.redis_timeout,
         redis_connect_timeout=min(settings.redis_timeout, _REDIS_CONNECT_TIMEOUT),
+        timer=timer,
     )
 
 

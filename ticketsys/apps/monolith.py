@@ -5,8 +5,11 @@ from __future__ import annotations
 from ticketsys.apps import configs
 from ticketsys.apps.common import all_ready, assemble, store_ready
 from ticketsys.apps.local_vacancy import LocalVacancyClient
-from ticketsys.apps.stores import monolith_stores
-from ticketsys.config import DeploymentMode, Settings, load_settings
+from ticketsys.apps.observed import HopMetrics, ObservedCheckout, ObservedVacancyClient, SaleMetrics
+from ticketsys.apps.status import store_status
+from ticketsys.apps.stores import ORDERS_FILE, SALE_FILE, STOCK_FILE, monolith_stores
+from ticketsys.apps.telemetry import Telemetry, stock_gauge, store_timer
+from ticketsys.config import DeploymentMode, Settings, StoreKind, load_settings
 from ticketsys.domain.interfaces import Lifecycle
 from ticketsys.http.application import App, DeferredApp
 from ticketsys.ticket.checkout import Checkout, HoldCheckout, StoreCheckout
@@ -17,29 +20,40 @@ from ticketsys.vacancy.service import VacancyService
 
 
 def build_monolith(settings: Settings) -> App:
-    stores = monolith_stores(configs.store_config(settings))
+    mode = DeploymentMode.MONOLITH.value
+    telemetry = Telemetry("monolith", mode, settings.stock_store.kind.value, access=settings.access_log)
+    stores = monolith_stores(configs.store_config(settings, store_timer(telemetry.registry)))
     rules = configs.hold_rules(settings)
     vacancy = VacancyService(stores.stock, settings.max_qty, rules)
-    client = LocalVacancyClient(vacancy)
+    sale, hop = SaleMetrics(telemetry.registry), HopMetrics(telemetry.registry)
+    # The stock is in this process, or in Redis: how Ticket's calls to it travel.
+    transport = "redis" if settings.stock_store.kind is StoreKind.REDIS else "local"
+    client = ObservedVacancyClient(LocalVacancyClient(vacancy), hop, transport, sale)
     checkout: Checkout
     opened: list[Lifecycle]
+    files: tuple[str, ...]
     if stores.sale is not None:  # one store: a purchase is one atomic write
-        checkout = StoreCheckout(stores.sale)
+        checkout = ObservedCheckout(StoreCheckout(stores.sale), sale, hop)
         opened = [stores.stock]
+        counts, files = [stores.sale.figures], (SALE_FILE,)
     else:  # stock and orders apart (Redis): a purchase is a hold and a confirm
         assert stores.orders is not None
-        checkout = HoldCheckout(client, stores.orders, settings.purchase_hold_ttl)
+        checkout = ObservedCheckout(HoldCheckout(client, stores.orders, settings.purchase_hold_ttl), sale)
         opened = [stores.stock, stores.orders]
+        counts, files = [stores.stock.figures, stores.orders.figures], (STOCK_FILE, ORDERS_FILE)
     ticket = TicketService(client, checkout, settings.max_qty, rules)
+    stock_gauge(telemetry, vacancy.stock)
     api = vacancy_routes(vacancy, internal=False) + ticket_routes(ticket, proxy_available=False)
     return assemble(
         "monolith",
-        DeploymentMode.MONOLITH.value,
+        mode,
         api,
         settings,
         ready=all_ready(*(store_ready(store.ping) for store in opened)),
         on_startup=[*(store.open for store in opened), checkout.open],
         on_shutdown=[*(store.close for store in opened), checkout.close],  # run in reverse
+        telemetry=telemetry,
+        status=[store_status(settings, vacancy.stock, counts, files)],
     )
 
 

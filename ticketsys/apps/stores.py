@@ -3,6 +3,7 @@ Redis. One function per role: the monolith's sale, Vacancy's stock, Ticket's ord
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,8 @@ class StoreConfig:
     key_ttl: float  # how long an idempotency key is remembered
     redis_timeout: float
     redis_connect_timeout: float
+    # Told how long commits, fsyncs and Redis commands took (the app's metrics), if anyone asks.
+    timer: Callable[[str, str, float], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +63,17 @@ def _database(config: StoreConfig, name: str) -> Database:
                 f"{found} is a journal store of ticketsys 0.1, which this version does not read: "
                 "see README, 'Upgrading from the journal store'"
             )
-    return Database(config.data_dir / name, name.removesuffix(".db"), config.fsync)
+    return Database(config.data_dir / name, name.removesuffix(".db"), config.fsync, timer=config.timer)
 
 
 def _redis(config: StoreConfig) -> Redis:
     from ticketsys.storage.redis import connect
 
     return connect(
-        config.choice.url, timeout=config.redis_timeout, connect_timeout=config.redis_connect_timeout
+        config.choice.url,
+        timeout=config.redis_timeout,
+        connect_timeout=config.redis_connect_timeout,
+        timer=config.timer,
     )
 
 

@@ -136,6 +136,11 @@ class StockStore(Protocol):
         """Raise ``StoreUnavailable`` if the store cannot be reached now (readiness)."""
         ...
 
+    def figures(self) -> dict[str, int]:
+        """What the store can count cheaply (``holds``, ``orders``, ``keys``), for /status;
+        a figure it cannot count without scanning is left out."""
+        ...
+
     async def open(self) -> None:
         """Connect or recover; ``INITIAL_STOCK`` seeds only a store being created.
         ``StoreRefused`` (one line) when the store cannot prove its state."""
@@ -196,6 +201,10 @@ class OrderStore(Protocol):
     async def set_peer(self, store_id: str) -> None: ...
 
     async def ping(self) -> None: ...
+
+    def figures(self) -> dict[str, int]:
+        """As ``StockStore.figures``."""
+        ...
 
     async def open(self) -> None: ...
 

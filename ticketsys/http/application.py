@@ -15,7 +15,7 @@ from typing import Any
 
 from ticketsys.http.cors import CorsPolicy, with_cors
 from ticketsys.http.errors import INTERNAL_ERROR, HTTPError, error_response, payload_too_large
-from ticketsys.http.models import MAX_BODY_BYTES, Handler, Receive, Request, Response, Scope, Send
+from ticketsys.http.models import MAX_BODY_BYTES, Handler, Headers, Receive, Request, Response, Scope, Send
 from ticketsys.http.routing import Match, Route, Router
 
 log = logging.getLogger("ticketsys.http")
@@ -49,6 +49,8 @@ class App:
         self.started = False
         self.startup_error: BaseException | None = None
         self.shutdown_error: BaseException | None = None
+        # What the wiring hangs on the app for others to find (the telemetry, for the runner).
+        self.state: dict[str, Any] = {}
         if cors is not None:  # both dispatch paths go through handle; without CORS it stays as is
             self.handle = with_cors(self.handle, self.router, cors)  # type: ignore[method-assign,assignment]
 
@@ -142,18 +144,29 @@ class App:
             scope["headers"],
             body,
             scope.get("query_string", b""),
+            client=_client(scope.get("client")),
         )
-        await send_response(send, await self.handle(request), scope)
+        response = await self.handle(request)
+        await send_response(send, response, scope, request.reply_headers)
 
     def __repr__(self) -> str:
         return f"<App {self.title!r} routes={len(self.router.routes)} started={self.started}>"
 
 
-async def send_response(send: Send, response: Response, scope: Scope) -> None:
+def _client(peer: Any) -> tuple[str, int] | None:
+    """ASGI's ``client`` ([host, port], or None; some servers send a list)."""
+    if peer is None:
+        return None
+    host, port = peer
+    return str(host), int(port)
+
+
+async def send_response(send: Send, response: Response, scope: Scope, extra: Headers = ()) -> None:
     headers = [
         (b"content-type", response.content_type),
         (b"content-length", b"%d" % len(response.body)),
         *response.headers,
+        *extra,
     ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     body = b"" if scope["method"] == "HEAD" else response.body

@@ -22,7 +22,16 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class Request:
-    __slots__ = ("body", "headers", "method", "path", "path_params", "query_string")
+    __slots__ = (
+        "body",
+        "client",
+        "headers",
+        "method",
+        "path",
+        "path_params",
+        "query_string",
+        "reply_headers",
+    )
 
     def __init__(
         self,
@@ -32,6 +41,7 @@ class Request:
         body: bytes = b"",
         query_string: bytes = b"",
         path_params: Mapping[str, str] | None = None,
+        client: tuple[str, int] | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -39,6 +49,12 @@ class Request:
         self.body = body
         self.query_string = query_string
         self.path_params: Mapping[str, str] = path_params or {}
+        self.client = client  # the peer's (host, port), when the server knows it (access log)
+        # Headers the answer gets whichever handler made it (a wrapper's: the request id). The
+        # server renders them after the response's own, so the wrapper need not rebuild the
+        # response (a frozen dataclass: the rebuild, and the join of a response's headers,
+        # cost about as much as a purchase's whole budget for observability).
+        self.reply_headers: Headers = ()
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a header; ``name`` must be lower-case."""

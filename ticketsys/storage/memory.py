@@ -205,6 +205,9 @@ class MemoryStock:
     async def ping(self) -> None:
         pass
 
+    def figures(self) -> dict[str, int]:
+        return {"holds": len(self._holds), "keys": len(self._keys)}
+
     async def open(self) -> None:
         pass
 
@@ -297,6 +300,9 @@ class MemoryOrders:
     async def close(self) -> None:
         pass
 
+    def figures(self) -> dict[str, int]:
+        return {"orders": len(self._orders), "keys": len(self._keys)}
+
     def __repr__(self) -> str:
         return f"<MemoryOrders orders={len(self._orders)} keys={len(self._keys)}>"
 
@@ -308,6 +314,10 @@ class MemorySale(MemoryStock):
         super().__init__(initial, clock=clock, key_ttl=key_ttl)
         self._orders: dict[str, Order] = {}
         self._order_keys: KeyWindow[_Keyed] = KeyWindow(key_ttl)
+
+    def figures(self) -> dict[str, int]:
+        stock = super().figures()
+        return {**stock, "orders": len(self._orders), "keys": stock["keys"] + len(self._order_keys)}
 
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
         now = self._clock()

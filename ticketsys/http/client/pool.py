@@ -280,6 +280,15 @@ class HttpPool:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def stats(self) -> dict[str, int]:
+        """Connections by state and requests waiting for one (read by a metrics scrape)."""
+        return {
+            "active": len(self._active),
+            "idle": len(self._idle),
+            "waiting": len(self._waiting),
+            "in_flight": sum(conn.depth for conn in self._active),
+        }
+
     def __repr__(self) -> str:
         in_flight = sum(conn.depth for conn in self._active)
         state = "closed " if self._closed else ""

@@ -5,11 +5,15 @@ unreachable, or the replica's pool could not send it) it moves on to the next re
 the failed replica is tried last for ``down_for`` seconds. When it may have been processed
 (``RemoteProtocolError``) it is repeated once more only if the caller says it is idempotent
 (a GET, or a call carrying an idempotency key). A timeout is never repeated.
+
+A replica is logged once when it goes down (a connect failed) and once when it answers again,
+not at every request that finds it down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from ticketsys.http.client.interface import (
     ClientError,
@@ -20,11 +24,17 @@ from ticketsys.http.client.interface import (
     RemoteProtocolError,
 )
 
+log = logging.getLogger("ticketsys.http.client")
+
 
 class Replicas:
-    def __init__(self, clients: list[HttpClient], *, down_for: float = 1.0) -> None:
-        assert clients
+    def __init__(
+        self, clients: list[HttpClient], *, down_for: float = 1.0, names: list[str] | None = None
+    ) -> None:
+        assert clients and (names is None or len(names) == len(clients))
         self.clients = clients
+        self.names = names or [f"replica {i}" for i in range(len(clients))]  # for the logs
+        self.down = [False] * len(clients)  # failed to connect, and not answered since
         self.down_for = down_for
         self._down_until = [0.0] * len(clients)
         self._next = 0
@@ -55,16 +65,26 @@ class Replicas:
         failure: ClientError | None = None
         for index in order:
             try:
-                return await self.clients[index].request(method, path, body, headers, idempotent=idempotent)
+                response = await self.clients[index].request(
+                    method, path, body, headers, idempotent=idempotent
+                )
             except ConnectError as exc:  # never sent: the next replica may have it
                 if self._closed:
                     raise
                 self._down_until[index] = asyncio.get_running_loop().time() + self.down_for
+                if not self.down[index]:
+                    self.down[index] = True
+                    log.warning("%s is down: %s", self.names[index], exc)
                 failure = exc
             except RemoteProtocolError as exc:  # maybe processed: repeat only the idempotent, once
                 if not idempotent or repeated or self._closed:
                     raise
                 repeated, failure = True, exc
+            else:
+                if self.down[index]:
+                    self.down[index] = False
+                    log.info("%s is back", self.names[index])
+                return response
         assert failure is not None
         raise failure
 

@@ -33,7 +33,9 @@ class DirectCycle:
         _, path, query = target(incoming.url)
         self.conn = conn
         self.handle = handle
-        self.request = Request(incoming.method, path, incoming.headers, incoming.body, query)
+        self.request = Request(
+            incoming.method, path, incoming.headers, incoming.body, query, None, conn.client_addr
+        )
         self.keep_alive = incoming.keep_alive
         self.http10 = incoming.http_version == "1.0"
 
@@ -45,7 +47,9 @@ class DirectCycle:
             log.exception("application error in %s %s", request.method, request.path)
             response = INTERNAL_ERROR
         conn = self.conn
-        self.keep_alive = conn.write(response, self.keep_alive, request.method == "HEAD", None, self.http10)
+        self.keep_alive = conn.write(
+            response, self.keep_alive, request.method == "HEAD", None, self.http10, request.reply_headers
+        )
         flow = conn.flow
         if flow is not None and flow.write_paused:  # no await at all while the socket is writable
             await flow.drain()

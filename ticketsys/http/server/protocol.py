@@ -26,7 +26,7 @@ from typing import Any
 import httptools
 
 from ticketsys.http.errors import INTERNAL_ERROR, HTTPError, error_response, payload_too_large
-from ticketsys.http.models import Response
+from ticketsys.http.models import Headers, Response
 from ticketsys.http.server.connection import (
     ACTIVE,
     CLOSED,
@@ -327,11 +327,12 @@ class HttpConnection(asyncio.Protocol):
         head: bool = False,
         length: int | None = None,
         http10: bool = False,
+        extra: Headers = (),
     ) -> bool:
         """Write a whole answer; ``keep_alive``: what the request and the app allow. Return
         whether the connection stays open after it (``ConnectionState.keeps_alive``)."""
         keep_alive = self.state.keeps_alive(keep_alive, not self._queue and self._incoming is None)
-        self._write_raw(render(response, keep_alive, head, length, http10))
+        self._write_raw(render(response, keep_alive, head, length, http10, extra))
         return keep_alive
 
     def _write_raw(self, data: bytes) -> None:

@@ -9,7 +9,9 @@ could apply it twice, so retries are off here: callers repeat only what is safe 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -31,7 +33,32 @@ from ticketsys.domain.errors import StoreUnavailable
 __all__ = ["Redis", "RedisError", "connect", "describe", "load", "store_errors"]
 
 
-def connect(url: str, *, timeout: float, connect_timeout: float, max_connections: int = 32) -> Redis:
+# Told how long each command took: ("redis", the command's name, seconds).
+Timer = Callable[[str, str, float], None]
+
+
+class TimedRedis(Redis):
+    """A client that reports every command's round trip (scripts included: they are EVALSHA)."""
+
+    timer: Timer | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        timer = self.timer
+        if timer is None:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        began = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            name = args[0] if args else "?"
+            timer(
+                "redis", name.decode() if isinstance(name, bytes) else str(name), time.perf_counter() - began
+            )
+
+
+def connect(
+    url: str, *, timeout: float, connect_timeout: float, max_connections: int = 32, timer: Timer | None = None
+) -> Redis:
     """A client on its own pool for ``redis://`` or ``rediss://`` ``url``; connects lazily.
 
     The pool is bounded and blocking: a burst of commands waits (up to ``timeout``) for one of
@@ -54,7 +81,10 @@ def connect(url: str, *, timeout: float, connect_timeout: float, max_connections
         # rebinding notices are of no use here.
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
-    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
+    # The client owns the pool: aclose() closes both. (from_pool makes a ``cls``.)
+    client = cast(TimedRedis, TimedRedis.from_pool(pool))
+    client.timer = timer
+    return client
 
 
 def describe(redis: Redis) -> str:

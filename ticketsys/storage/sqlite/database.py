@@ -36,6 +36,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +76,19 @@ class Identity:
     peer: str | None
 
 
+# Told how long each commit and each fsync took: (database kind, "commit" or "fsync", seconds).
+Timer = Callable[[str, str, float], None]
+
+
 class Database:
-    def __init__(self, path: Path, kind: str, fsync: FsyncPolicy = FsyncPolicy.EVERYSEC) -> None:
+    def __init__(
+        self, path: Path, kind: str, fsync: FsyncPolicy = FsyncPolicy.EVERYSEC, *, timer: Timer | None = None
+    ) -> None:
         assert kind in schema.KINDS
         self.path = path
         self.kind = kind
         self.fsync = fsync
+        self.timer = timer
         self.identity: Identity | None = None
         self.damaged: str | None = None  # why the store stopped taking changes, if it did
         self._moving_to: str | None = None
@@ -308,6 +316,7 @@ class Database:
         if batch is None:  # aborted already
             return
         conn = self._require()
+        began = time.perf_counter()
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -319,6 +328,8 @@ class Database:
             batch.exception()  # retrieved: a batch may have no waiter left
             self._transaction_ended()
             return
+        if self.timer is not None:
+            self.timer(self.kind, "commit", time.perf_counter() - began)
         self._commits += 1
         batch.set_result(self._commits)
         self._transaction_ended()
@@ -347,8 +358,11 @@ class Database:
 
     async def _sync(self) -> None:
         upto = self._commits
+        began = time.perf_counter()
         try:
             await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._log_fd)
+            if self.timer is not None:
+                self.timer(self.kind, "fsync", time.perf_counter() - began)
         except OSError as exc:
             # After a failed fsync the kernel may have dropped the dirty pages: what was
             # committed is not known to be on the disk, and a retry cannot tell (PostgreSQL's

@@ -27,6 +27,10 @@ class SqliteSale(SqliteStock):
         self._db.every_second(lambda: self._order_keys.expire(self._now()))
         return identity
 
+    def figures(self) -> dict[str, int]:
+        orders = self._db.read("SELECT coalesce(max(seq), 0) FROM orders").fetchone()[0]
+        return {**super().figures(), "orders": orders}
+
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
         await self._db.ready()
         order = self._purchase(qty, key, fingerprint, self._now())

@@ -73,6 +73,11 @@ class SqliteStock:
     async def ping(self) -> None:
         self._db.read("SELECT 1 FROM stock")
 
+    def figures(self) -> dict[str, int]:
+        # Holds ever made: the largest seq, one index lookup. Keys are left out: counting them
+        # scans the key table, on the loop.
+        return {"holds": self._db.read("SELECT coalesce(max(seq), 0) FROM holds").fetchone()[0]}
+
     def _maintain(self) -> bool:
         now = self._now()
         return self._expire_due(now) > 0 or self._keys.expire(now)

@@ -33,6 +33,7 @@ from ticketsys.domain.errors import (
 )
 from ticketsys.domain.models import Hold, Stock
 from ticketsys.domain.wire import WireError, count, is_id, parse_hold, parse_stock, rfc3339
+from ticketsys.http import request_id
 from ticketsys.http.client import ClientError, ClientTimeout, HttpClient
 
 log = logging.getLogger("ticketsys.ticket")
@@ -127,6 +128,9 @@ class RemoteVacancyClient:
             raise VacancyUnavailable("vacancy client is not open")
         content = None if body is None else orjson.dumps(body)
         headers = (("idempotency-key", key),) if key is not None else ()
+        rid = request_id.current.get()
+        if rid:  # the buyer's request id, so Vacancy's log lines for this call carry it too
+            headers = (*headers, ("x-request-id", rid.decode("ascii")))
         # Only making a plain hold without a key may not be repeated (it would hold twice,
         # until the first expires); every other call is idempotent (a sale is keyed by its
         # order id).
