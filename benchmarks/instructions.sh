@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Instructions per purchase of one microservices process, counted by callgrind: a figure the
-# shared machine's noise cannot move (wall-clock throughput moved ±20 % between rounds here).
+# Instructions per purchase of one process, counted by callgrind: a figure the shared
+# machine's noise cannot move (wall-clock throughput moved ±20 % between rounds here).
 #
-#   benchmarks/instructions.sh TREE ROLE [N]     # ROLE: ticket or vacancy; N purchases (2000)
+#   benchmarks/instructions.sh TREE ROLE [N]     # ROLE: monolith, ticket or vacancy; N purchases (2000)
 #   benchmarks/instructions.sh /tmp/tree-d641799 ticket
 #
 # TREE is a checkout (a `git worktree add --detach DIR COMMIT`) imported through PYTHONPATH
 # with this project's .venv; the memory store. ROLE runs under valgrind, the other natively;
+# the monolith is one process, under valgrind;
 # after 500 warm-up purchases the counters are zeroed, then N purchases (hey, 8 connections)
-# are counted and the total divided by N. Needs valgrind and hey (apt-get install -y valgrind hey).
+# are counted and the total divided by N (KEEP=FILE keeps the callgrind output, for callgrind_annotate). Needs valgrind and hey (apt-get install -y valgrind hey).
 set -euo pipefail
 tree=$(realpath "$1"); role=$2; n=${3:-2000}
 py="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/python"
@@ -20,12 +21,17 @@ cg=(valgrind --tool=callgrind "--callgrind-out-file=$d/cg.out")
 vrun=(); trun=()
 if [ "$role" = vacancy ]; then vrun=("${cg[@]}"); else trun=("${cg[@]}"); fi
 ready() { for _ in $(seq 300); do curl -s -o /dev/null "localhost:$1/healthz" && return; sleep 0.1; done; exit 1; }
-"${vrun[@]}" "$py" -m ticketsys vacancy --port $vport >/dev/null 2>"$d/vacancy.log" & v=$!
-ready $vport
-VACANCY_URL=http://127.0.0.1:$vport "${trun[@]}" "$py" -m ticketsys ticket --port $tport \
-  >/dev/null 2>"$d/ticket.log" & t=$!
+if [ "$role" = monolith ]; then
+  "${cg[@]}" "$py" -m ticketsys monolith --port $tport >/dev/null 2>"$d/monolith.log" & t=$!
+  v=$t
+else
+  "${vrun[@]}" "$py" -m ticketsys vacancy --port $vport >/dev/null 2>"$d/vacancy.log" & v=$!
+  ready $vport
+  VACANCY_URL=http://127.0.0.1:$vport "${trun[@]}" "$py" -m ticketsys ticket --port $tport \
+    >/dev/null 2>"$d/ticket.log" & t=$!
+fi
 ready $tport
-trap 'kill -9 $t $v 2>/dev/null; wait 2>/dev/null; rm -rf "$d"' EXIT  # a process under valgrind drains slowly
+trap 'kill -9 $t $v 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] && cp "$(ls -t "$d"/cg.out* | head -1)" "$KEEP"; rm -rf "$d"' EXIT  # a process under valgrind drains slowly
 buy() { hey -n "$1" -c 8 -m POST -T application/json -d '{"qty": 1}' "http://127.0.0.1:$tport/api/v1/purchase"; }
 if [ "$role" = vacancy ]; then counted=$v; else counted=$t; fi
 buy 500 >/dev/null
