@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from ticketsys.http.application import App
 
 
 @dataclass
@@ -77,3 +81,16 @@ async def lifespan(app: Any, *events: str) -> list[str]:
 
     await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     return replies
+
+
+def run_app(app: App, test: Callable[[App], Awaitable[None]]) -> None:
+    """``test(app)`` between the app's startup and shutdown, on a fresh event loop."""
+
+    async def main() -> None:
+        await app.startup()
+        try:
+            await test(app)
+        finally:
+            await app.shutdown()
+
+    asyncio.run(main())

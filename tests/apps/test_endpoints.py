@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.asgi import AsgiResponse, call
+from tests.asgi import AsgiResponse, call, run_app
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
 from ticketsys.config import MEMORY, Settings
@@ -21,17 +19,6 @@ TOKEN = "s3cret-token-0123456789"
 
 def _settings(**changes: Any) -> Settings:
     return Settings(stock_store=MEMORY, **changes)
-
-
-def _run(app: App, test: Callable[[App], Awaitable[None]]) -> None:
-    async def main() -> None:
-        await app.startup()
-        try:
-            await test(app)
-        finally:
-            await app.shutdown()
-
-    asyncio.run(main())
 
 
 async def _post(app: App, path: str, body: Any, *headers: tuple[bytes, bytes]) -> AsgiResponse:
@@ -47,7 +34,7 @@ def test_purchase_answers_an_order_id_that_can_be_fetched() -> None:
         assert order.json()["qty"] == 5 and order.json()["remaining"] == 995
         assert order.json()["created_at"].endswith("Z")  # RFC 3339, UTC
 
-    _run(build_monolith(_settings(initial_stock=1000)), test)
+    run_app(build_monolith(_settings(initial_stock=1000)), test)
 
 
 def test_unknown_order_is_404_json() -> None:
@@ -55,7 +42,7 @@ def test_unknown_order_is_404_json() -> None:
         response = await call(app, "GET", "/api/v1/orders/nope")
         assert (response.status, response.json()["error"]) == (404, "order_not_found")
 
-    _run(build_monolith(_settings()), test)
+    run_app(build_monolith(_settings()), test)
 
 
 def test_idempotency_key_header() -> None:
@@ -69,7 +56,7 @@ def test_idempotency_key_header() -> None:
         available = await call(app, "GET", "/api/v1/available")
         assert available.json() == {"available": 98}
 
-    _run(build_monolith(_settings(initial_stock=100)), test)
+    run_app(build_monolith(_settings(initial_stock=100)), test)
 
 
 @pytest.mark.parametrize("key", [b"", b"has space", b"x" * 256, "é".encode()])
@@ -78,7 +65,7 @@ def test_malformed_idempotency_keys_are_422(key: bytes) -> None:
         response = await _post(app, "/api/v1/purchase", {"qty": 1}, (b"idempotency-key", key))
         assert (response.status, response.json()["error"]) == (422, "invalid_idempotency_key")
 
-    _run(build_monolith(_settings()), test)
+    run_app(build_monolith(_settings()), test)
 
 
 def test_monolith_has_no_internal_endpoints() -> None:
@@ -86,7 +73,7 @@ def test_monolith_has_no_internal_endpoints() -> None:
         for path in ("/api/v1/reserve", "/api/v1/release", "/api/v1/restock"):
             assert (await _post(app, path, {"qty": 1})).status == 404
 
-    _run(build_monolith(_settings()), test)
+    run_app(build_monolith(_settings()), test)
 
 
 def test_vacancy_requires_the_service_token_when_set() -> None:
@@ -101,7 +88,7 @@ def test_vacancy_requires_the_service_token_when_set() -> None:
         assert right.json() == {"success": True, "remaining": 9}
         assert (await call(app, "GET", "/api/v1/available")).json() == {"available": 9}
 
-    _run(build_vacancy(_settings(initial_stock=10, service_token=TOKEN)), test)
+    run_app(build_vacancy(_settings(initial_stock=10, service_token=TOKEN)), test)
 
 
 def test_restock_needs_a_token() -> None:
@@ -114,8 +101,8 @@ def test_restock_needs_a_token() -> None:
         response = await _post(app, "/api/v1/restock", {"qty": 5}, bearer)
         assert response.json() == {"success": True, "remaining": 15}
 
-    _run(build_vacancy(_settings(initial_stock=10)), without)
-    _run(build_vacancy(_settings(initial_stock=10, service_token=TOKEN)), with_token)
+    run_app(build_vacancy(_settings(initial_stock=10)), without)
+    run_app(build_vacancy(_settings(initial_stock=10, service_token=TOKEN)), with_token)
 
 
 def test_openapi_documents_orders_and_the_idempotency_header() -> None:
@@ -125,4 +112,4 @@ def test_openapi_documents_orders_and_the_idempotency_header() -> None:
         parameters = document["paths"]["/api/v1/purchase"]["post"]["parameters"]
         assert parameters[0]["name"] == "Idempotency-Key"
 
-    _run(build_monolith(_settings()), test)
+    run_app(build_monolith(_settings()), test)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.asgi import call
+from tests.asgi import call, run_app
 from tests.support.scrape import parse, value
 from ticketsys.apps.monolith import build_monolith
 from ticketsys.apps.vacancy import build_vacancy
@@ -20,17 +18,6 @@ from ticketsys.http.application import App
 from ticketsys.observe import logs
 
 JSON = (b"content-type", b"application/json")
-
-
-def _run(app: App, test: Callable[[App], Awaitable[None]]) -> None:
-    async def main() -> None:
-        await app.startup()
-        try:
-            await test(app)
-        finally:
-            await app.shutdown()
-
-    asyncio.run(main())
 
 
 async def _buy(app: App, qty: int, *headers: tuple[bytes, bytes]) -> Any:
@@ -55,7 +42,7 @@ def test_a_well_formed_request_id_is_returned_and_a_bad_one_replaced() -> None:
         assert len(made) == 5  # every answer, errors and infrastructure too, has its own
         assert b"x-request-id" in (await call(app, "GET", "/nowhere")).headers
 
-    _run(build_monolith(Settings(stock_store=MEMORY)), test)
+    run_app(build_monolith(Settings(stock_store=MEMORY)), test)
 
 
 def test_purchases_are_counted_exactly_and_the_hop_is_local() -> None:
@@ -85,7 +72,7 @@ def test_purchases_are_counted_exactly_and_the_hop_is_local() -> None:
         assert value(after, "ticketsys_build_info", info) == 1
         assert value(after, "process_resident_memory_bytes") > 0
 
-    _run(build_monolith(Settings(stock_store=MEMORY, initial_stock=100)), test)
+    run_app(build_monolith(Settings(stock_store=MEMORY, initial_stock=100)), test)
 
 
 def test_an_idempotent_replay_is_counted_as_one_and_sells_nothing() -> None:
@@ -98,7 +85,7 @@ def test_an_idempotent_replay_is_counted_as_one_and_sells_nothing() -> None:
         assert value(after, "ticketsys_purchases_total", {"outcome": "sold"}) == 1
         assert value(after, "ticketsys_tickets_sold_total") == 3
 
-    _run(build_monolith(Settings(stock_store=MEMORY)), test)
+    run_app(build_monolith(Settings(stock_store=MEMORY)), test)
 
 
 def test_hostile_paths_make_no_series_of_their_own() -> None:
@@ -119,7 +106,7 @@ def test_hostile_paths_make_no_series_of_their_own() -> None:
             == 50
         )
 
-    _run(build_vacancy(Settings(stock_store=MEMORY)), test)
+    run_app(build_vacancy(Settings(stock_store=MEMORY)), test)
 
 
 def test_status_names_the_process_and_the_stock() -> None:
@@ -132,7 +119,7 @@ def test_status_names_the_process_and_the_stock() -> None:
         assert status["uptime_seconds"] >= 0 and status["pid"] > 0
         assert status["connections"] is None  # not behind the embedded server here
 
-    _run(build_monolith(Settings(stock_store=MEMORY, initial_stock=100)), test)
+    run_app(build_monolith(Settings(stock_store=MEMORY, initial_stock=100)), test)
 
 
 @pytest.mark.parametrize("form", ["text", "json"])
@@ -147,7 +134,7 @@ def test_log_lines_carry_the_pid_and_the_request_id(form: str) -> None:
             await _buy(app, 1, (b"x-request-id", b"trace-me-1"))
 
         settings = Settings(stock_store=MEMORY, access_log=True)
-        _run(build_monolith(settings), test)
+        run_app(build_monolith(settings), test)
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
