@@ -22,7 +22,7 @@ from ticketsys.domain.models import Stock
 from ticketsys.http import request_id
 from ticketsys.http.application import App
 from ticketsys.http.models import Handler, Request, Response
-from ticketsys.http.routing import Match, Route, Router
+from ticketsys.http.routing import Route
 from ticketsys.observe.metrics import CONTENT_TYPE, Labels, Registry, Series
 from ticketsys.observe.process import GcWatch, LagProbe, register_process
 
@@ -41,11 +41,6 @@ class RouteStats:
     def __init__(self, latency: Series) -> None:
         self.statuses: dict[int, int] = {}
         self.latency = latency
-
-    def observe(self, status: int, seconds: float) -> None:
-        statuses = self.statuses
-        statuses[status] = statuses.get(status, 0) + 1
-        self.latency.observe(seconds)
 
 
 class Telemetry:
@@ -144,15 +139,6 @@ def metrics_route(telemetry: Telemetry) -> Route:
     )
 
 
-def _route_of(router: Router, request: Request) -> tuple[str, str]:
-    """The labels of a request: the template of the route it matched, and its method."""
-    found = router.match(request.method, request.path)
-    method = request.method if request.method in _METHODS else "other"
-    if found.outcome is Match.FULL and found.route is not None:
-        return method, found.route.path
-    return method, UNMATCHED
-
-
 def observe_requests(app: App, telemetry: Telemetry) -> None:
     """Wrap ``app.handle``: a request id for every request, its series counted and timed.
 
@@ -160,16 +146,17 @@ def observe_requests(app: App, telemetry: Telemetry) -> None:
     ``Request.header``, the id's check a compiled regex, the series updated inline, the id
     handed back in ``Request.reply_headers`` for the server to write."""
     handle: Handler = app.handle
-    router = app.router
-    # The series of fixed paths, keyed as the request names them: after a route's first
-    # request, one lookup. Only paths a route serves are added, so hostile paths add nothing.
-    fixed: dict[tuple[str, str], RouteStats] = {}
+    # The series by (method, route template), as App.handle left the template on the request:
+    # one lookup, no second match of the path. A path no route serves is UNMATCHED, and a
+    # method outside the standard ones "other", so hostile requests add no series.
+    by_route: dict[tuple[str, str | None], RouteStats] = {}
 
     def find(request: Request) -> RouteStats:
-        method, route = _route_of(router, request)
-        stats = telemetry.stats(method, route)
-        if route == request.path and method == request.method:
-            fixed[(method, route)] = stats
+        if request.method not in _METHODS:  # not kept: the key would be the client's to choose
+            return telemetry.stats("other", request.route or UNMATCHED)
+        stats = by_route[(request.method, request.route)] = telemetry.stats(
+            request.method, request.route or UNMATCHED
+        )
         return stats
 
     header, valid = request_id.HEADER, request_id.VALID.fullmatch
@@ -189,7 +176,7 @@ def observe_requests(app: App, telemetry: Telemetry) -> None:
         try:
             response = await handle(request)
             elapsed = perf_counter() - started
-            stats = fixed.get((request.method, request.path)) or find(request)
+            stats = by_route.get((request.method, request.route)) or find(request)
             status = response.status
             statuses = stats.statuses
             statuses[status] = statuses.get(status, 0) + 1

@@ -71,6 +71,7 @@ class App:
                 )
             )
         assert found.route is not None
+        request.route = found.route.path
         if found.params:
             request.path_params = found.params
         try:

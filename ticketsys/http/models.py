@@ -31,6 +31,7 @@ class Request:
         "path_params",
         "query_string",
         "reply_headers",
+        "route",
     )
 
     def __init__(
@@ -55,6 +56,9 @@ class Request:
         # response (a frozen dataclass: the rebuild, and the join of a response's headers,
         # cost about as much as a purchase's whole budget for observability).
         self.reply_headers: Headers = ()
+        # The template of the route that matched ("/api/v1/holds/{hold_id}"), set by the app
+        # when one did: what a metric is labelled by, without matching the path again.
+        self.route: str | None = None
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a header; ``name`` must be lower-case."""
