@@ -149,3 +149,14 @@ def test_log_lines_carry_the_pid_and_the_request_id(form: str) -> None:
     else:
         assert "[req trace-me-1]" in lines[0] and "[pid " in lines[0]
         assert '"POST /api/v1/purchase" 200' in lines[0]
+
+
+def test_a_parametrized_path_is_counted_by_its_route_template() -> None:
+    async def test(app: App) -> None:
+        for i in range(3):
+            await call(app, "GET", f"/api/v1/orders/{i:024x}")  # well-formed ids no order has
+        samples = await _scrape(app)
+        labels = {"route": "/api/v1/orders/{order_id}", "method": "GET", "status": "404"}
+        assert value(samples, "ticketsys_http_requests_total", labels) == 3
+
+    run_app(build_monolith(Settings(stock_store=MEMORY)), test)
