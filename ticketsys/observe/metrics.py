@@ -86,9 +86,6 @@ class Counter(Metric):
     def inc(self, labels: Labels = (), by: float = 1) -> None:
         self.values[labels] = self.values.get(labels, 0) + by
 
-    def get(self, labels: Labels = ()) -> float:
-        return self.values.get(labels, 0)
-
     def samples(self) -> Iterable[str]:
         for labels, value in sorted(self.values.items()):
             yield f"{self.name}{_labels(self.label_names, labels)} {_number(value)}"
@@ -123,7 +120,7 @@ class CounterFunc(Gauge):
 
 class Series:
     """One histogram series: counts per bucket (not cumulative until rendered) and their sum.
-    The count is the buckets' total, added up at scrape time rather than on every update."""
+    The count is the buckets' total, added up when asked rather than on every update."""
 
     __slots__ = ("bounds", "counts", "sum")
 
@@ -160,9 +157,6 @@ class Histogram(Metric):
         if found is None:
             found = self.series[values] = Series(self.bounds)
         return found
-
-    def observe(self, value: float, labels: Labels = ()) -> None:
-        self.labels(*labels).observe(value)
 
     def samples(self) -> Iterable[str]:
         bounds = [_number(b) for b in self.bounds] + ["+Inf"]
