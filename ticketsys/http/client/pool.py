@@ -290,10 +290,9 @@ class HttpPool:
         }
 
     def __repr__(self) -> str:
-        in_flight = sum(conn.depth for conn in self._active)
+        n = self.stats()
         state = "closed " if self._closed else ""
         return (
-            f"<HttpPool {state}{self.host}:{self.port} [requests: {in_flight} in flight, "
-            f"{len(self._waiting)} waiting | connections: {len(self._active)} active, "
-            f"{len(self._idle)} idle]>"
+            f"<HttpPool {state}{self.host}:{self.port} [requests: {n['in_flight']} in flight, "
+            f"{n['waiting']} waiting | connections: {n['active']} active, {n['idle']} idle]>"
         )
