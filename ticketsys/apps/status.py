@@ -7,7 +7,6 @@ status page is most wanted exactly then.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,6 +22,7 @@ from ticketsys.domain.models import Stock
 from ticketsys.http.models import Request, Response
 from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
+from ticketsys.storage.sqlite.files import disk_bytes
 
 StatusPart = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -62,16 +62,6 @@ def status_route(telemetry: Telemetry, parts: list[StatusPart]) -> Route:
     )
 
 
-def _disk_bytes(directory: Path, names: Iterable[str]) -> int:
-    """The store files' sizes: each database with its write-ahead log and index."""
-    total = 0
-    for name in names:
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                total += (directory / f"{name}{suffix}").stat().st_size
-    return total
-
-
 def store_status(
     settings: Settings,
     stock: Callable[[], Awaitable[Stock]] | None,
@@ -88,7 +78,7 @@ def store_status(
             for name, value in count().items():
                 figures[name] = figures.get(name, 0) + value
         if settings.stock_store.kind is StoreKind.SQLITE and names:
-            figures["bytes_on_disk"] = _disk_bytes(Path(settings.data_dir), names)
+            figures["bytes_on_disk"] = sum(disk_bytes(Path(settings.data_dir) / name) for name in names)
         if stock is not None:
             parts = await stock()
             figures.update(

@@ -154,7 +154,8 @@ class Database:
         conn = self._conn = self._connect()
         with self._refusing():
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]  # runs recovery
-        self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY | os.O_CLOEXEC)  # open until SQLite closes
+        # Open until SQLite closes (closing any descriptor of it drops SQLite's locks on it).
+        self._shm_fd = os.open(files.shm_path(self.path), os.O_RDONLY | os.O_CLOEXEC)
         recovered = files.read_wal_index_at(self._shm_fd)
         if new:
             assert capacity is not None

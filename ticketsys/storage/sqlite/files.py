@@ -15,6 +15,7 @@ than that was cut short.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def read_wal_index(database: Path) -> WalIndex | None:
     while this process has the store open: closing a file drops every POSIX lock the process
     holds on it, SQLite's too (see ``read_wal_index_at``)."""
     try:
-        fd = os.open(f"{database}-shm", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(shm_path(database), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
@@ -115,6 +116,20 @@ def lost_frames(before: WalIndex | None, after: WalIndex | None) -> int:
 
 def wal_path(database: Path) -> Path:
     return database.with_name(database.name + "-wal")
+
+
+def shm_path(database: Path) -> Path:
+    """The WAL index (SQLite's shared memory)."""
+    return database.with_name(database.name + "-shm")
+
+
+def disk_bytes(database: Path) -> int:
+    """What the store takes on disk: the database, its write-ahead log and its index."""
+    total = 0
+    for path in (database, wal_path(database), shm_path(database)):
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    return total
 
 
 def boot_id() -> str:
