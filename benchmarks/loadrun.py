@@ -60,6 +60,14 @@ LOAD_CPU = "1"
 STOCK = 10**12  # never sells out: every purchase in every run succeeds
 PURCHASE_BODY = '{"qty": 1}'
 
+
+def uvicorn(app: str, port: str = "{port}") -> list[str]:
+    """``app`` under uvicorn with uvloop and httptools, no access log: ours, and the seed
+    guide's as its scripts/run_*.py serve it."""
+    return [str(VENV / "uvicorn"), app, "--port", port, "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+
+
 # What every setup is. "{port}" and "{port2}" are filled with free ports.
 SETUPS: dict[str, dict[str, Any]] = {
     "ceiling": {
@@ -105,21 +113,7 @@ SETUPS: dict[str, dict[str, Any]] = {
     },
     "uvicorn": {
         "about": "uvicorn --loop uvloop --http httptools ticketsys.apps.monolith:app",
-        "procs": [
-            [
-                str(VENV / "uvicorn"),
-                "ticketsys.apps.monolith:app",
-                "--port",
-                "{port}",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ]
-        ],
+        "procs": [uvicorn("ticketsys.apps.monolith:app")],
     },
     "monolith-sqlite": {
         "about": "the monolith on the default store, SQLite, with FSYNC=everysec (durable stock and orders)",
@@ -172,27 +166,23 @@ SETUPS: dict[str, dict[str, Any]] = {
 }
 
 
-def seed_uvicorn(app: str, port: str) -> list[str]:
-    """The seed guide's app served as its scripts/run_*.py do (uvicorn, uvloop, httptools),
-    quiet as the uvicorn setup above is."""
-    return [str(VENV / "uvicorn"), f"benchmarks.seed_design:{app}", "--port", port, "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
-
-
 # The seed's own design (benchmarks/seed_design.py, FastAPI + httpx): what this project started
 # from. Not ours, so no --baseline twin; it has no /healthz, so readiness polls /available.
 SETUPS.update(
     {
         "seed-monolith": {
             "about": "the seed guide's FastAPI design, monolith mode, under uvicorn",
-            "procs": [seed_uvicorn("monolith_app", "{port}")],
+            "procs": [uvicorn("benchmarks.seed_design:monolith_app")],
             "env": {"DEPLOYMENT_MODE": "monolith", "PYTHONPATH": str(ROOT)},
             "ready": "/api/v1/available",
             "ours": False,
         },
         "seed-microservices": {
             "about": "the seed guide's FastAPI design, vacancy + ticket (httpx), uvicorn, both on CPU 0",
-            "procs": [seed_uvicorn("vacancy_app", "{port2}"), seed_uvicorn("ticket_app", "{port}")],
+            "procs": [
+                uvicorn("benchmarks.seed_design:vacancy_app", "{port2}"),
+                uvicorn("benchmarks.seed_design:ticket_app"),
+            ],
             "env": {
                 "DEPLOYMENT_MODE": "microservices",
                 "PYTHONPATH": str(ROOT),
