@@ -5,7 +5,8 @@
 #   benchmarks/instructions.sh TREE ROLE [N]     # ROLE: monolith, ticket or vacancy; N purchases (2000)
 #   benchmarks/instructions.sh /tmp/tree-d641799 ticket
 #
-# TREE is a checkout (a `git worktree add --detach DIR COMMIT`) imported through PYTHONPATH
+# TREE is a checkout (a `git worktree add --detach DIR COMMIT`, or a copy of ticketsys such as
+# benchmarks/observe_off.py writes) imported through PYTHONPATH
 # with this project's .venv; the memory store. ROLE runs under valgrind, the other natively;
 # the monolith is one process, under valgrind;
 # after 500 warm-up purchases the counters are zeroed, then N purchases (hey, 8 connections)
@@ -40,4 +41,4 @@ buy "$n" | grep -qE "\[200\][[:space:]]+$n responses" || { echo "not all $n purc
 callgrind_control -d $counted >/dev/null 2>&1
 sleep 1
 total=$(grep -hE "^(summary|totals):" "$(ls -t "$d"/cg.out* | head -1)" | head -1 | awk '{print $2}')
-echo "$role $(git -C "$tree" rev-parse --short HEAD): $((total / n)) instructions per purchase"
+echo "$role $(git -C "$tree" rev-parse --short HEAD 2>/dev/null || echo "$tree"): $((total / n)) instructions per purchase"

@@ -129,10 +129,12 @@ class BeforePool:
         headers: Headers = (),
         *,
         idempotent: bool = False,
+        lines: bytes = b"",
     ) -> ClientResponse:
         conn = await self._acquire()
         try:
-            response = await conn.send(self._render(method, path, body, headers), self.options.read_timeout)
+            data = self._render(method, path, body, headers, lines)
+            response = await conn.send(data, self.options.read_timeout)
         except BaseException:
             conn.close()
             self._forget(conn)
@@ -144,8 +146,8 @@ class BeforePool:
             self._forget(conn)
         return response
 
-    def _render(self, method: str, path: str, body: bytes | None, headers: Headers) -> bytes:
-        head = b"%s %s HTTP/1.1\r\n" % (method.encode(), path.encode()) + self._fixed_headers
+    def _render(self, method: str, path: str, body: bytes | None, headers: Headers, lines: bytes) -> bytes:
+        head = b"%s %s HTTP/1.1\r\n" % (method.encode(), path.encode()) + self._fixed_headers + lines
         if headers:
             head += _render_headers(headers)
         if body is None:

@@ -398,12 +398,15 @@ async def test_keys_are_remembered_for_their_ttl_and_expire_in_the_background(tm
         await store.purchase(3, "k", "qty=3")
     for n in range(450):
         await store.purchase(1, f"key-{n}", "qty=1")
+    assert store.figures()["keys"] == 451  # /status's count: the same as count(*)
+    assert store._db.read("SELECT count(*) FROM order_keys").fetchone()[0] == 451
     clock.advance(61)
     assert await store.recall("k", "qty=2") is None  # past its time: gone for every decision
     while store._maintain() or store._order_keys.expire(store._now()):
         await store._db.flush()
     await store._db.flush()
     assert store._db.read("SELECT count(*) FROM order_keys").fetchone()[0] == 0
+    assert store.figures()["keys"] == 0
     assert (await store.purchase(2, "k", "qty=2")) != first  # a new purchase
     await store.close()
 

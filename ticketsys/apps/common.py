@@ -12,7 +12,7 @@ from ticketsys.api import schemas
 from ticketsys.apps import configs
 from ticketsys.apps.errors import ERRORS
 from ticketsys.apps.status import StatusPart, status_route
-from ticketsys.apps.telemetry import Telemetry, metrics_route, observe_requests
+from ticketsys.apps.telemetry import Telemetry, log_access, metrics_route
 from ticketsys.config import Settings
 from ticketsys.domain.errors import StoreUnavailable
 from ticketsys.http.application import App, Hook
@@ -86,7 +86,7 @@ def assemble(
     status: Iterable[StatusPart] = (),
 ) -> App:
     """An App serving ``api`` plus ``/``, ``/healthz``, ``/readyz``, ``/docs``, ``/openapi.json``,
-    ``/metrics`` and ``/status``; every request counted and given an id (apps/telemetry.py)."""
+    ``/metrics`` and ``/status``; every answer counted (apps/telemetry.py)."""
     title = f"ticketsys {service}"
     if telemetry is None:
         telemetry = Telemetry(service, mode, settings.stock_store.kind.value, access=settings.access_log)
@@ -146,7 +146,8 @@ def assemble(
         title=title,
         version=__version__,
         cors=configs.cors_policy(settings),
+        recorder=telemetry.recorder,
+        on_answer=log_access if telemetry.access else None,
     )
-    observe_requests(app, telemetry)
     app.state["telemetry"] = telemetry
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ticketsys.apps import configs
 from ticketsys.apps.common import all_ready, assemble, store_ready
 from ticketsys.apps.local_vacancy import LocalVacancyClient
-from ticketsys.apps.observed import HopMetrics, ObservedCheckout, ObservedVacancyClient, SaleMetrics
+from ticketsys.apps.observed import HopMetrics, ObservedVacancyClient, SaleMetrics, sell_timing
 from ticketsys.apps.status import store_status
 from ticketsys.apps.stores import ORDERS_FILE, SALE_FILE, STOCK_FILE, monolith_stores
 from ticketsys.apps.telemetry import Telemetry, stock_gauge, store_timer
@@ -25,23 +25,24 @@ def build_monolith(settings: Settings) -> App:
     stores = monolith_stores(configs.store_config(settings, store_timer(telemetry.registry)))
     rules = configs.hold_rules(settings)
     vacancy = VacancyService(stores.stock, settings.max_qty, rules)
-    sale, hop = SaleMetrics(telemetry.registry), HopMetrics(telemetry.registry)
+    hop = HopMetrics(telemetry.registry)
     # The stock is in this process, or in Redis: how Ticket's calls to it travel.
     transport = "redis" if settings.stock_store.kind is StoreKind.REDIS else "local"
-    client = ObservedVacancyClient(LocalVacancyClient(vacancy), hop, transport, sale)
+    client = ObservedVacancyClient(LocalVacancyClient(vacancy), hop, transport)
     checkout: Checkout
     opened: list[Lifecycle]
     files: tuple[str, ...]
     if stores.sale is not None:  # one store: a purchase is one atomic write
-        checkout = ObservedCheckout(StoreCheckout(stores.sale), sale, hop)
+        checkout = StoreCheckout(stores.sale, sell_timing(hop))
         opened = [stores.stock]
         counts, files = [stores.sale.figures], (SALE_FILE,)
     else:  # stock and orders apart (Redis): a purchase is a hold and a confirm
         assert stores.orders is not None
-        checkout = ObservedCheckout(HoldCheckout(client, stores.orders, settings.purchase_hold_ttl), sale)
+        checkout = HoldCheckout(client, stores.orders, settings.purchase_hold_ttl)
         opened = [stores.stock, stores.orders]
         counts, files = [stores.stock.figures, stores.orders.figures], (STOCK_FILE, ORDERS_FILE)
     ticket = TicketService(client, checkout, settings.max_qty, rules)
+    SaleMetrics(telemetry.registry, ticket.counts)
     stock_gauge(telemetry, vacancy.stock)
     api = vacancy_routes(vacancy, internal=False) + ticket_routes(ticket, proxy_available=False)
     return assemble(

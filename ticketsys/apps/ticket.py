@@ -7,7 +7,7 @@ from typing import Any
 
 from ticketsys.apps import configs
 from ticketsys.apps.common import all_ready, assemble, store_ready
-from ticketsys.apps.observed import HopMetrics, ObservedCheckout, ObservedVacancyClient, SaleMetrics
+from ticketsys.apps.observed import HopMetrics, ObservedVacancyClient, SaleMetrics
 from ticketsys.apps.status import store_status
 from ticketsys.apps.stores import ORDERS_FILE, order_store
 from ticketsys.apps.telemetry import Telemetry, store_timer
@@ -59,14 +59,12 @@ def build_ticket(settings: Settings) -> App:
     telemetry = Telemetry("ticket", mode, settings.stock_store.kind.value, access=settings.access_log)
     registry = telemetry.registry
     replicas = VacancyReplicas(settings)
-    sale, hop = SaleMetrics(registry), HopMetrics(registry)
-    client = ObservedVacancyClient(
-        RemoteVacancyClient(replicas.connect, settings.vacancy_url), hop, "http", sale
-    )
+    hop = HopMetrics(registry)
+    client = ObservedVacancyClient(RemoteVacancyClient(replicas.connect, settings.vacancy_url), hop, "http")
     orders = order_store(configs.store_config(settings, store_timer(registry)))
-    hold_checkout = HoldCheckout(client, orders, settings.purchase_hold_ttl, vacancy_url=settings.vacancy_url)
-    checkout = ObservedCheckout(hold_checkout, sale)
+    checkout = HoldCheckout(client, orders, settings.purchase_hold_ttl, vacancy_url=settings.vacancy_url)
     service = TicketService(client, checkout, settings.max_qty, configs.hold_rules(settings))
+    SaleMetrics(registry, service.counts)
     registry.gauge(
         "ticketsys_vacancy_pool",
         "Ticket's pool to each Vacancy replica: connections active and idle, requests waiting "
@@ -86,7 +84,7 @@ def build_ticket(settings: Settings) -> App:
         mode,
         ticket_routes(service, proxy_available=True),
         settings,
-        ready=all_ready(client.ready, store_ready(orders.ping), hold_checkout.ready),
+        ready=all_ready(client.ready, store_ready(orders.ping), checkout.ready),
         on_startup=[orders.open, client.open, checkout.open],
         on_shutdown=[orders.close, client.close, checkout.close],  # run in reverse
         telemetry=telemetry,

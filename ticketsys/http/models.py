@@ -26,11 +26,11 @@ class Request:
         "body",
         "client",
         "headers",
+        "id_header",
         "method",
         "path",
         "path_params",
         "query_string",
-        "reply_headers",
         "route",
     )
 
@@ -43,6 +43,7 @@ class Request:
         query_string: bytes = b"",
         path_params: Mapping[str, str] | None = None,
         client: tuple[str, int] | None = None,
+        id_header: bytes = b"",
     ) -> None:
         self.method = method
         self.path = path
@@ -51,11 +52,9 @@ class Request:
         self.query_string = query_string
         self.path_params: Mapping[str, str] = path_params or {}
         self.client = client  # the peer's (host, port), when the server knows it (access log)
-        # Headers the answer gets whichever handler made it (a wrapper's: the request id). The
-        # server renders them after the response's own, so the wrapper need not rebuild the
-        # response (a frozen dataclass: the rebuild, and the join of a response's headers,
-        # cost about as much as a purchase's whole budget for observability).
-        self.reply_headers: Headers = ()
+        # The request id's header line (http/request_id.py), which the answer carries whichever
+        # handler made it: given where the request is built, written by the server.
+        self.id_header = id_header
         # The template of the route that matched ("/api/v1/holds/{hold_id}"), set by the app
         # when one did: what a metric is labelled by, without matching the path again.
         self.route: str | None = None

@@ -32,7 +32,7 @@ class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` (and ``request``, its text form) to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        rid = request_id.current.get().decode("ascii")  # validated: visible ASCII only
+        rid = request_id.id_of(request_id.line()).decode("ascii")  # validated: visible ASCII only
         record.request_id = rid
         record.request = f" [req {rid}]" if rid else ""
         return True

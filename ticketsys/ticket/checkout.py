@@ -50,11 +50,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from time import perf_counter
+from typing import Any, Protocol
 
 from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, SoldOut, StoreRefused, VacancyUnavailable
 from ticketsys.domain.interfaces import OrderStore, SaleStore, VacancyClient
 from ticketsys.domain.models import HoldState, Order, OrderRecord, OrderState
+from ticketsys.ticket.counts import SellTiming
 
 log = logging.getLogger("ticketsys.ticket")
 
@@ -64,6 +66,10 @@ SETTLE_BATCH = 100
 # differ by about this much (NTP keeps them well within it), and a request may still sit in a
 # socket buffer. Until then its step 2 might still sell, and reading could not say.
 SETTLE_MARGIN = 5.0
+
+
+def _ignore(_: Any) -> None:
+    pass
 
 
 class Checkout(Protocol):
@@ -86,15 +92,30 @@ class Checkout(Protocol):
 
 
 class StoreCheckout:
-    def __init__(self, sale: SaleStore) -> None:
+    """``timing``: told how long each sell took (the monolith's equivalent of the call to
+    Vacancy, so that the two modes' hops are seen in the same units), and of each failure."""
+
+    __slots__ = ("_failed", "_record", "_sale")
+
+    def __init__(self, sale: SaleStore, timing: SellTiming | None = None) -> None:
         self._sale = sale
+        timing = timing or SellTiming(_ignore, _ignore)
+        self._record, self._failed = timing.record, timing.failed
 
     @property
     def store_id(self) -> str:
         return self._sale.store_id
 
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
-        return await self._sale.purchase(qty, key, fingerprint)
+        began = perf_counter()
+        try:
+            order = await self._sale.purchase(qty, key, fingerprint)
+        except Exception as exc:
+            self._record(perf_counter() - began)
+            self._failed(exc)
+            raise
+        self._record(perf_counter() - began)
+        return order
 
     async def confirm(self, hold_id: str, key: str | None, fingerprint: str) -> Order:
         return await self._sale.confirm_hold(hold_id, key, fingerprint)

@@ -69,3 +69,4 @@ def assert_json_error(reply: Reply, status: int) -> None:
     assert payload["success"] is False
     assert isinstance(payload["error"], str) and payload["error"]
     assert isinstance(payload["message"], str) and payload["message"]
+    assert reply.headers[b"x-request-id"], "every answer, the server's own refusals too, has an id"

@@ -41,9 +41,13 @@ class HttpxClient:
         headers: Headers = (),
         *,
         idempotent: bool = False,
+        lines: bytes = b"",
     ) -> ClientResponse:
         httpx = self._httpx
         sent = dict(headers)
+        for line in lines.decode("latin-1").splitlines():
+            name, _, value = line.partition(":")
+            sent[name] = value.strip()
         if body is not None:
             sent["content-type"] = "application/json"
         try:

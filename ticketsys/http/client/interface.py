@@ -71,9 +71,12 @@ class HttpClient(Protocol):
         headers: Headers = (),
         *,
         idempotent: bool = False,
+        lines: bytes = b"",
     ) -> ClientResponse:
         """Send one request and read its whole response. Raises ``ClientError`` only.
-        ``idempotent``: the request may be repeated if its reply was lost."""
+        ``idempotent``: the request may be repeated if its reply was lost. ``lines``: header
+        lines rendered already, sent as they are (the caller vouches for them: a request id's
+        line, validated when it arrived)."""
         ...
 
     async def aclose(self) -> None:

@@ -105,6 +105,7 @@ class HttpPool:
         headers: Headers = (),
         *,
         idempotent: bool = False,
+        lines: bytes = b"",
     ) -> ClientResponse:
         if self._closed:
             raise ConnectError("client is closed")
@@ -112,7 +113,7 @@ class HttpPool:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[ClientResponse] = loop.create_future()
-        data = render_request(method, path, self._fixed, body, headers)
+        data = render_request(method, path, self._fixed, body, headers, lines)
         self._waiting.append(Exchange(data, future, loop.time() + self.options.connect_timeout))
         if self._flush_handle is None:
             self._flush_handle = loop.call_soon(self._flush)

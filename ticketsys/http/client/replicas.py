@@ -57,6 +57,7 @@ class Replicas:
         headers: Headers = (),
         *,
         idempotent: bool = False,
+        lines: bytes = b"",
     ) -> ClientResponse:
         order = self._order()
         if idempotent and len(order) == 1:
@@ -66,7 +67,7 @@ class Replicas:
         for index in order:
             try:
                 response = await self.clients[index].request(
-                    method, path, body, headers, idempotent=idempotent
+                    method, path, body, headers, idempotent=idempotent, lines=lines
                 )
             except ConnectError as exc:  # never sent: the next replica may have it
                 if self._closed:

@@ -25,9 +25,12 @@ def render_headers(headers: Headers) -> bytes:
     return b"".join(b"%s: %s\r\n" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in headers)
 
 
-def render_request(method: str, path: str, fixed: bytes, body: bytes | None, headers: Headers) -> bytes:
-    """One request, whole. ``fixed``: rendered header lines sent with every request."""
-    head = b"%s %s HTTP/1.1\r\n%s" % (method.encode("ascii"), path.encode("ascii"), fixed)
+def render_request(
+    method: str, path: str, fixed: bytes, body: bytes | None, headers: Headers, lines: bytes = b""
+) -> bytes:
+    """One request, whole. ``fixed``: rendered header lines sent with every request; ``lines``:
+    this request's, rendered already."""
+    head = b"%s %s HTTP/1.1\r\n%s%s" % (method.encode("ascii"), path.encode("ascii"), fixed, lines)
     if headers:
         head += render_headers(headers)
     if body is None:

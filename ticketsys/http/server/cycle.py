@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ticketsys.http import request_id
 from ticketsys.http.errors import INTERNAL_ERROR
 from ticketsys.http.models import ASGIApp, Handler, Request, Response, Scope
 from ticketsys.http.server.incoming import Incoming, target
@@ -34,21 +35,29 @@ class DirectCycle:
         self.conn = conn
         self.handle = handle
         self.request = Request(
-            incoming.method, path, incoming.headers, incoming.body, query, None, conn.client_addr
+            incoming.method,
+            path,
+            incoming.headers,
+            incoming.body,
+            query,
+            None,
+            conn.client_addr,
+            incoming.id_header or next(request_id.fresh),
         )
         self.keep_alive = incoming.keep_alive
         self.http10 = incoming.http_version == "1.0"
 
     async def run(self) -> None:
         request = self.request
+        conn = self.conn
+        conn.id_slot.line = request.id_header  # for log lines, in the connection's context
         try:
             response = await self.handle(request)
         except Exception:  # App.handle answers every error itself; this is a last resort
             log.exception("application error in %s %s", request.method, request.path)
             response = INTERNAL_ERROR
-        conn = self.conn
         self.keep_alive = conn.write(
-            response, self.keep_alive, request.method == "HEAD", None, self.http10, request.reply_headers
+            response, self.keep_alive, request.method == "HEAD", None, self.http10, request.id_header
         )
         flow = conn.flow
         if flow is not None and flow.write_paused:  # no await at all while the socket is writable
@@ -114,14 +123,16 @@ class ASGICycle:
         except Exception:
             log.exception("application error in %s %s", self.method, self.path)
             if not self.started:
-                self.keep_alive = self.conn.write(INTERNAL_ERROR, self.keep_alive, http10=self.http10)
+                self.keep_alive = self.conn.write(
+                    INTERNAL_ERROR, self.keep_alive, http10=self.http10, extra=next(request_id.fresh)
+                )
             elif not self.complete:
                 self._give_up()  # half a response is out: only closing can end it
             return
         if not self.complete:
             if not self.started:
                 log.error("application returned without a response: %s", self.path)
-                self.conn.write(INTERNAL_ERROR, False)
+                self.conn.write(INTERNAL_ERROR, False, extra=next(request_id.fresh))
             self._give_up()
 
     def _give_up(self) -> None:

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
+from contextvars import Context
 from typing import Any
 
 
 def start_worker(
-    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], context: Context
 ) -> asyncio.Task[None] | None:
-    """Run ``coro`` as a task; None if it already finished (only possible eagerly)."""
+    """Run ``coro`` as a task in ``context``; None if it already finished (only possible
+    eagerly)."""
     if sys.version_info >= (3, 12):
-        task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, eager_start=True, context=context)  # type: ignore[call-arg,unused-ignore]
         return None if task.done() else task
-    return loop.create_task(coro)
+    return loop.create_task(coro, context=context)

@@ -7,6 +7,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from ticketsys.http import request_id
 from ticketsys.http.errors import HTTPError, payload_too_large
 from ticketsys.http.server.limits import ServerLimits
 
@@ -20,6 +21,7 @@ class Incoming:
         "head_bytes",
         "headers",
         "http_version",
+        "id_header",
         "in_head",
         "keep_alive",
         "method",
@@ -38,6 +40,7 @@ class Incoming:
         self.http_version = "1.1"
         self.keep_alive = True
         self.continue_pending = False
+        self.id_header = b""  # the client's X-Request-ID as the answer's header line, if valid
 
 
 def check_head(incoming: Incoming, limits: ServerLimits) -> bool:
@@ -49,6 +52,8 @@ def check_head(incoming: Incoming, limits: ServerLimits) -> bool:
     for name, value in incoming.headers:
         if name == b"host":
             hosts += 1
+        elif name == b"x-request-id":  # here, where every header is looked at already
+            incoming.id_header = request_id.header_line(value)
         # llhttp has already refused invalid or duplicate Content-Length, and
         # Content-Length together with Transfer-Encoding, so int() cannot fail here.
         if name == b"content-length" and int(value) > limits.max_body_bytes:

@@ -18,6 +18,7 @@ control (``flow.FlowControl``) are their own small objects.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 from collections import deque
@@ -25,8 +26,9 @@ from typing import Any
 
 import httptools
 
+from ticketsys.http import request_id
 from ticketsys.http.errors import INTERNAL_ERROR, HTTPError, error_response, payload_too_large
-from ticketsys.http.models import Headers, Response
+from ticketsys.http.models import Response
 from ticketsys.http.server.connection import (
     ACTIVE,
     CLOSED,
@@ -74,6 +76,11 @@ class HttpConnection(asyncio.Protocol):
         self._queue: deque[DirectCycle | ASGICycle | Response] = deque()
         self._worker: asyncio.Task[None] | None = None
         self.disconnected = asyncio.Event()
+        # The context every worker of this connection runs in, with the slot of its request
+        # id (http/request_id.py): filled per request, no context variable set per request.
+        self.id_slot = request_id.Slot()
+        self.context = contextvars.copy_context()
+        self.context.run(request_id.current.set, self.id_slot)
 
     def __repr__(self) -> str:
         return (
@@ -244,7 +251,7 @@ class HttpConnection(asyncio.Protocol):
             assert self.flow is not None
             self.flow.pause_reading()
         if self._worker is None:
-            task = start_worker(self.loop, self._answer_queue())
+            task = start_worker(self.loop, self._answer_queue(), self.context)
             if task is not None:
                 self._worker = task
                 self.server_state.tasks.add(task)
@@ -273,7 +280,7 @@ class HttpConnection(asyncio.Protocol):
             while self._queue and self.state.phase is not CLOSED:
                 item = self._queue.popleft()
                 if isinstance(item, Response):  # a protocol error: the last thing said here
-                    self.write(item, False)
+                    self.write(item, False, extra=next(request_id.fresh))
                     break
                 await item.run()
                 if not item.keep_alive:
@@ -327,9 +334,10 @@ class HttpConnection(asyncio.Protocol):
         head: bool = False,
         length: int | None = None,
         http10: bool = False,
-        extra: Headers = (),
+        extra: bytes = b"",
     ) -> bool:
-        """Write a whole answer; ``keep_alive``: what the request and the app allow. Return
+        """Write a whole answer; ``keep_alive``: what the request and the app allow; ``extra``:
+        header lines to add (the request id's). Return
         whether the connection stays open after it (``ConnectionState.keeps_alive``)."""
         keep_alive = self.state.keeps_alive(keep_alive, not self._queue and self._incoming is None)
         self._write_raw(render(response, keep_alive, head, length, http10, extra))

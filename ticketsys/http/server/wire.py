@@ -6,7 +6,7 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
-from ticketsys.http.models import Headers, Response
+from ticketsys.http.models import Response
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -53,11 +53,11 @@ def render(
     head: bool = False,
     length: int | None = None,
     http10: bool = False,
-    extra: Headers = (),
+    extra: bytes = b"",
 ) -> bytes:
     """A whole response. ``head`` omits the body but keeps its declared ``length``.
     ``http10``: an HTTP/1.0 client assumes close unless told ``keep-alive``. ``extra``: the
-    request's ``reply_headers``, after the response's own."""
+    header lines rendered already (the request id's), after the response's own."""
     if keep_alive:
         ending = b"connection: keep-alive\r\n\r\n" if http10 else b"\r\n"
     else:
@@ -70,7 +70,5 @@ def render(
     )
     if response.headers:
         head_block += b"".join(name + b": " + value + b"\r\n" for name, value in response.headers)
-    for name, value in extra:
-        head_block += name + b": " + value + b"\r\n"
-    head_block += DATE.line() + ending
+    head_block += extra + DATE.line() + ending
     return head_block if head else head_block + response.body

@@ -51,7 +51,8 @@ class SqliteOrders:
 
     def figures(self) -> dict[str, int]:
         # Orders ever recorded (pending and void ones too): the largest seq, one index lookup.
-        return {"orders": self._db.read("SELECT coalesce(max(seq), 0) FROM orders").fetchone()[0]}
+        orders = self._db.read("SELECT coalesce(max(seq), 0) FROM orders").fetchone()[0]
+        return {"orders": orders, "keys": self._keys.count()}
 
     async def get(self, order_id: str) -> OrderRecord | None:
         found = self.orders.find(order_id)

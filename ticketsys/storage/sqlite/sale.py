@@ -28,8 +28,9 @@ class SqliteSale(SqliteStock):
         return identity
 
     def figures(self) -> dict[str, int]:
+        stock = super().figures()
         orders = self._db.read("SELECT coalesce(max(seq), 0) FROM orders").fetchone()[0]
-        return {**super().figures(), "orders": orders}
+        return {**stock, "orders": orders, "keys": stock["keys"] + self._order_keys.count()}
 
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
         await self._db.ready()

@@ -128,9 +128,6 @@ class RemoteVacancyClient:
             raise VacancyUnavailable("vacancy client is not open")
         content = None if body is None else orjson.dumps(body)
         headers = (("idempotency-key", key),) if key is not None else ()
-        rid = request_id.current.get()
-        if rid:  # the buyer's request id, so Vacancy's log lines for this call carry it too
-            headers = (*headers, ("x-request-id", rid.decode("ascii")))
         # Only making a plain hold without a key may not be repeated (it would hold twice,
         # until the first expires); every other call is idempotent (a sale is keyed by its
         # order id).
@@ -138,7 +135,10 @@ class RemoteVacancyClient:
             method == "POST" and path == "/api/v1/holds" and key is None and "order_id" not in (body or {})
         )
         try:
-            response = await self._http.request(method, path, content, headers, idempotent=idempotent)
+            # The buyer's request id goes along, so Vacancy's log lines for this call carry it too.
+            response = await self._http.request(
+                method, path, content, headers, idempotent=idempotent, lines=request_id.line()
+            )
         except ClientTimeout as exc:
             raise VacancyUnavailable(f"vacancy did not answer in time: {exc}") from exc
         except ClientError as exc:

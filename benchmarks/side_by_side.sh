@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Two trees' monoliths compared on this shared, noisy machine (issue 14's budget: purchases/s
+# and P95 at 5k/s).
+#
+#   benchmarks/side_by_side.sh TREE_A TREE_B [ROUNDS]     # ROUNDS: 5
+#   python -m benchmarks.observe_off /tmp/off && benchmarks/side_by_side.sh /tmp/off .
+#
+# Throughput: both monoliths run at once on CPU 0, each under its own wrk (1 thread, 32
+# connections) on CPU 1. The kernel shares CPU 0 evenly between two busy processes, so the
+# ratio of their purchases/s is the inverse ratio of their CPU per purchase, and whatever else
+# this machine runs slows both alike (two runs of one tree agree within 1 %; run one after
+# the other, throughput moved ±20 % here). The two sides swap ports every round.
+# P95: each alone on CPU 0, benchmarks/openloop.py on CPU 1 at 5,000 purchases/s for 10 s,
+# A then B, then B then A the next round. TREE is a checkout or a copy of ticketsys (PYTHONPATH); the memory
+# store. Needs wrk (apt-get install -y wrk). Prints one line per round, then the medians.
+set -euo pipefail
+a=$(realpath "$1"); b=$(realpath "$2"); rounds=${3:-5}
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; py="$root/.venv/bin/python"
+d=$(mktemp -d)
+printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
+  "'{\"qty\": 1}'" > "$d/post.lua"
+pids=()
+trap '[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$d"' EXIT
+start() {  # TREE PORT: a monolith on CPU 0, ready
+  PYTHONPATH=$1 STOCK_STORE=memory INITIAL_STOCK=1000000000 LOG_LEVEL=warning \
+    taskset -c 0 "$py" -m ticketsys monolith --port "$2" >/dev/null 2>&1 & pids+=($!)
+  for _ in $(seq 100); do curl -s -o /dev/null "localhost:$2/healthz" && return; sleep 0.1; done
+  echo "monolith of $1 did not start" >&2; exit 1
+}
+stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; pids=(); }
+rate() {  # PORT SECONDS -> purchases/s
+  taskset -c 1 wrk -t1 -c32 "-d$2s" -s "$d/post.lua" "http://127.0.0.1:$1/api/v1/purchase" |
+    awk '/Requests\/sec/{print $2}'
+}
+p95() {  # PORT -> P95 ms at 5k/s
+  (cd "$root" && taskset -c 1 "$py" benchmarks/openloop.py --port "$1" --rate 5000 --duration 10 \
+    --warmup 2) | "$py" -c 'import json, sys; print(round(json.load(sys.stdin)["p95_ms"], 3))'
+}
+ratios=(); pa95=(); pb95=()
+for r in $(seq "$rounds"); do
+  ports=(21000 22000); [ $((r % 2)) = 0 ] && ports=(22000 21000)
+  start "$a" "${ports[0]}"; start "$b" "${ports[1]}"
+  rate "${ports[0]}" 2 >/dev/null & w=$!; rate "${ports[1]}" 2 >/dev/null; wait $w  # warm-up
+  rate "${ports[0]}" 10 > "$d/a" & w=$!; rate "${ports[1]}" 10 > "$d/b"; wait $w
+  stop
+  if [ $((r % 2)) = 1 ]; then  # who goes first alternates too
+    start "$a" 23000; x=$(p95 23000); stop; start "$b" 23000; y=$(p95 23000); stop
+  else
+    start "$b" 23000; y=$(p95 23000); stop; start "$a" 23000; x=$(p95 23000); stop
+  fi
+  ratio=$("$py" -c "print(round($(cat "$d/b") / $(cat "$d/a"), 4))")
+  ratios+=("$ratio"); pa95+=("$x"); pb95+=("$y")
+  echo "round $r: purchases/s A $(cat "$d/a") B $(cat "$d/b") B/A $ratio | P95 at 5k/s A $x ms B $y ms"
+done
+"$py" - "${ratios[*]}" "${pa95[*]}" "${pb95[*]}" <<'EOF'
+import statistics, sys
+ratio, a, b = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
+paired = statistics.median(y - x for x, y in zip(a, b))
+print(f"median B/A purchases/s {statistics.median(ratio):.4f} ({(statistics.median(ratio) - 1) * 100:+.2f} %); "
+      f"median P95 at 5k/s A {statistics.median(a):.3f} ms, B {statistics.median(b):.3f} ms; "
+      f"median of the rounds' B-A {paired * 1000:+.0f} us")
+EOF
