@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Two trees' monoliths compared on this shared, noisy machine (issue 14's budget: purchases/s
-# and P95 at 5k/s).
+# Two trees' monoliths (or microservices) compared on this shared, noisy machine (issue 14's
+# budget: purchases/s and P95 at 5k/s).
 #
 #   benchmarks/side_by_side.sh TREE_A TREE_B [ROUNDS]     # ROUNDS: 5
+#   SETUP=microservices benchmarks/side_by_side.sh /work/wt-old . 7   # vacancy + ticket each side
 #   python -m benchmarks.observe_off /tmp/off && benchmarks/side_by_side.sh /tmp/off .
 #
 # Throughput: both monoliths run at once on CPU 0, each under its own wrk (1 thread, 32
@@ -21,11 +22,21 @@ printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "appli
   "'{\"qty\": 1}'" > "$d/post.lua"
 pids=()
 trap '[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$d"' EXIT
-start() {  # TREE PORT: a monolith on CPU 0, ready
-  PYTHONPATH=$1 STOCK_STORE=memory INITIAL_STOCK=1000000000 LOG_LEVEL=warning \
-    taskset -c 0 "$py" -m ticketsys monolith --port "$2" >/dev/null 2>&1 & pids+=($!)
-  for _ in $(seq 100); do curl -s -o /dev/null "localhost:$2/healthz" && return; sleep 0.1; done
-  echo "monolith of $1 did not start" >&2; exit 1
+up() {  # PORT: wait until it answers
+  for _ in $(seq 100); do curl -s -o /dev/null "localhost:$1/healthz" && return; sleep 0.1; done
+  echo "nothing answers on port $1" >&2; exit 1
+}
+start() {  # TREE PORT: the setup on CPU 0 (microservices: Vacancy on PORT+1), ready
+  local env=(PYTHONPATH=$1 STOCK_STORE=memory INITIAL_STOCK=1000000000 LOG_LEVEL=warning)
+  if [ "${SETUP:-monolith}" = microservices ]; then
+    env "${env[@]}" taskset -c 0 "$py" -m ticketsys vacancy --port $(($2 + 1)) >/dev/null 2>&1 &
+    pids+=($!); up $(($2 + 1))
+    env "${env[@]}" VACANCY_URL=http://127.0.0.1:$(($2 + 1)) taskset -c 0 "$py" -m ticketsys ticket \
+      --port "$2" >/dev/null 2>&1 & pids+=($!)
+  else
+    env "${env[@]}" taskset -c 0 "$py" -m ticketsys monolith --port "$2" >/dev/null 2>&1 & pids+=($!)
+  fi
+  up "$2"
 }
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; pids=(); }
 rate() {  # PORT SECONDS -> purchases/s
