@@ -39,7 +39,7 @@ def test_histogram_buckets_are_cumulative_and_a_bound_is_inclusive() -> None:
     latency = registry.histogram("op_seconds", "Latency.", ["op"], buckets=(0.001, 0.01, 0.1))
     series = latency.labels("sell")
     for value in (0.0005, 0.001, 0.002, 0.05, 3.0):
-        series.observe(value)
+        series.record(value)
     samples = _samples(registry)
 
     def bucket(le: str) -> float:

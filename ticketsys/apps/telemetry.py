@@ -174,7 +174,7 @@ def store_timer(registry: Registry) -> StoreTimer:
     )
 
     def timed(store: str, operation: str, seconds: float) -> None:
-        latency.labels(store, operation).observe(seconds)
+        latency.labels(store, operation).record(seconds)
 
     return timed
 

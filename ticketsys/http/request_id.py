@@ -76,9 +76,8 @@ def accept(raw: bytes | None) -> bytes | None:
 
 def header_line(raw: bytes | None) -> bytes:
     """The answer's header line for a client's id; b"" if it is no valid id (make one up)."""
-    if raw is None or VALID.fullmatch(raw) is None:
-        return b""
-    return _PREFIX + raw + b"\r\n"
+    taken = accept(raw)
+    return b"" if taken is None else _PREFIX + taken + b"\r\n"
 
 
 def id_of(line: bytes) -> bytes:

@@ -142,9 +142,6 @@ class Series:
         self.settle()
         return sum(self.counts)
 
-    def observe(self, value: float) -> None:
-        self.record(value)
-
     def settle(self) -> None:
         pending = self.pending
         if not pending:

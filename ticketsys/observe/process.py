@@ -88,7 +88,7 @@ class GcWatch:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self._series[info["generation"]].observe(time.perf_counter() - self._started)
+            self._series[info["generation"]].record(time.perf_counter() - self._started)
 
     def install(self) -> None:
         if not self.installed:
@@ -119,7 +119,7 @@ class LagProbe:
     def _fired(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         self.last = max(0.0, now - self._due)
-        self.series.observe(self.last)
+        self.series.record(self.last)
         self._due = now + self.interval
         self._handle = loop.call_at(self._due, self._fired, loop)
 

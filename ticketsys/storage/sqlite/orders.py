@@ -50,9 +50,7 @@ class SqliteOrders:
         self._db.read("SELECT 1 FROM identity")
 
     def figures(self) -> dict[str, int]:
-        # Orders ever recorded (pending and void ones too): the largest seq, one index lookup.
-        orders = self._db.read("SELECT coalesce(max(seq), 0) FROM orders").fetchone()[0]
-        return {"orders": orders, "keys": self._keys.count()}
+        return {"orders": self.orders.count(), "keys": self._keys.count()}
 
     async def get(self, order_id: str) -> OrderRecord | None:
         found = self.orders.find(order_id)

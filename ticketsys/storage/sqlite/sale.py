@@ -29,8 +29,7 @@ class SqliteSale(SqliteStock):
 
     def figures(self) -> dict[str, int]:
         stock = super().figures()
-        orders = self._db.read("SELECT coalesce(max(seq), 0) FROM orders").fetchone()[0]
-        return {**stock, "orders": orders, "keys": stock["keys"] + self._order_keys.count()}
+        return {**stock, "orders": self.orders.count(), "keys": stock["keys"] + self._order_keys.count()}
 
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
         await self._db.ready()

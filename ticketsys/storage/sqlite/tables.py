@@ -77,6 +77,10 @@ class OrderTable:
         self._db = db
         self._codec = codec
 
+    def count(self) -> int:
+        """Orders ever recorded (pending and void ones too): the largest seq, one index lookup."""
+        return int(self._db.read("SELECT coalesce(max(seq), 0) FROM orders").fetchone()[0])
+
     def insert(
         self,
         qty: int,
