@@ -12,8 +12,9 @@
 # this machine runs slows both alike (two runs of one tree agree within 1 %; run one after
 # the other, throughput moved ±20 % here). The two sides swap ports every round.
 # P95: each alone on CPU 0, benchmarks/openloop.py on CPU 1 at 5,000 purchases/s for 10 s,
-# A then B, then B then A the next round. TREE is a checkout or a copy of ticketsys (PYTHONPATH); the memory
-# store. Needs wrk (apt-get install -y wrk). Prints one line per round, then the medians.
+# A then B, then B then A the next round. TREE is a checkout or a copy of ticketsys (PYTHONPATH);
+# STORE=memory (the default) or sqlite (a fresh DATA_DIR per start). Needs wrk (apt-get install -y
+# wrk). Prints one line per round, then the medians.
 set -euo pipefail
 a=$(realpath "$1"); b=$(realpath "$2"); rounds=${3:-5}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; py="$root/.venv/bin/python"
@@ -27,7 +28,8 @@ up() {  # PORT: wait until it answers
   echo "nothing answers on port $1" >&2; exit 1
 }
 start() {  # TREE PORT: the setup on CPU 0 (microservices: Vacancy on PORT+1), ready
-  local env=(PYTHONPATH=$1 STOCK_STORE=memory INITIAL_STOCK=1000000000 LOG_LEVEL=warning)
+  local env=(PYTHONPATH=$1 STOCK_STORE=${STORE:-memory} DATA_DIR="$(mktemp -d -p "$d")"
+    INITIAL_STOCK=1000000000 LOG_LEVEL=warning)
   if [ "${SETUP:-monolith}" = microservices ]; then
     env "${env[@]}" taskset -c 0 "$py" -m ticketsys vacancy --port $(($2 + 1)) >/dev/null 2>&1 &
     pids+=($!); up $(($2 + 1))

@@ -25,6 +25,11 @@ from ticketsys.observe import logs
 log = logging.getLogger("ticketsys")
 
 EXIT_CONFIG = 2
+# A young collection's cost is the young objects still alive (the requests in flight), not the
+# threshold: at CPython's 700, 64 buyers' in-flight objects crossed it ~500 times a second and
+# each survivor was promoted toward the full collections. At 10,000 only real growth crosses
+# it: no collection at all in a 1 M sale (benchmarks/README.md, "Garbage collection").
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def _builders() -> dict[str, Callable[[Settings], App]]:
@@ -376,6 +381,7 @@ def _serve(service: str, settings: Settings, *, reuse_port: bool) -> int:
         # Everything alive now (modules, routes, the app) lives as long as the process: keep
         # it out of every later full collection, whose pauses land in the latency tail.
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         url = f"http://{settings.host}:{server.port}"
         detail = (
             f"vacancy at {settings.vacancy_url}" if service == "ticket" else f"store {settings.stock_store}"
