@@ -122,21 +122,21 @@ async def test_a_clean_close_leaves_one_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("policy", list(FsyncPolicy))
-async def test_a_log_written_all_the_time_is_emptied_without_failing_a_change(
+async def test_a_log_written_all_the_time_starts_over_without_failing_a_change(
     tmp_path: Path, policy: FsyncPolicy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Buyers never let the log rest (a purchase in every tick, holds made, confirmed and read
     between them): a passive checkpoint alone would let it grow for ever. Past its limit the
-    log is emptied in a pause of the writes; every change is answered, none twice."""
+    log starts over in a pause of the writes; every change is answered, none twice."""
     monkeypatch.setattr(database_module, "CHECKPOINT_EVERY", 0.02)
     store = SqliteSale(Database(tmp_path / "sale.db", "sale", policy), 1_000_000, clock=Clock())
-    store._db.log_truncate_bytes = 64 * 1024
+    store._db.log_restart_bytes = 64 * 1024
     await store.open()
     orders: list[str] = []
     stop = asyncio.get_running_loop().time() + 1.5
 
     async def buyer() -> None:
-        while asyncio.get_running_loop().time() < stop or store._db.truncations < 2:
+        while asyncio.get_running_loop().time() < stop or store._db.restarts < 2:
             orders.append((await store.purchase(1, None, "qty=1")).order_id)
             hold = await store.hold(1, 60.0)
             await store.confirm_hold(hold.hold_id, None, "")
@@ -144,7 +144,7 @@ async def test_a_log_written_all_the_time_is_emptied_without_failing_a_change(
             await store.stock()
 
     await asyncio.wait_for(asyncio.gather(*(buyer() for _ in range(8))), 30)
-    assert store._db.truncations >= 2
+    assert store._db.restarts >= 2
     wal = tmp_path / "sale.db-wal"
     assert (
         wal.stat().st_size < 8 * 1024 * 1024
