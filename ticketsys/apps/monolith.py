@@ -36,10 +36,13 @@ def build_monolith(settings: Settings) -> App:
         checkout = StoreCheckout(stores.sale, sell_timing(hop))
         opened = [stores.stock]
         counts, files = [stores.sale.figures], (SALE_FILE,)
-    else:  # stock and orders apart (Redis): a purchase is a hold and a confirm
-        assert stores.orders is not None
-        checkout = HoldCheckout(client, stores.orders, settings.purchase_hold_ttl)
-        opened = [stores.stock, stores.orders]
+    else:  # stock and orders apart (Redis): a purchase is one script, a buyer's hold a confirm
+        assert stores.orders is not None and stores.direct is not None
+        timing = sell_timing(hop, transport)
+        checkout = HoldCheckout(
+            client, stores.orders, settings.purchase_hold_ttl, direct=stores.direct, timing=timing
+        )
+        opened = [stores.stock, stores.orders, stores.direct]
         counts, files = [stores.stock.figures, stores.orders.figures], (STOCK_FILE, ORDERS_FILE)
     ticket = TicketService(client, checkout, settings.max_qty, rules)
     SaleMetrics(telemetry.registry, ticket.counts)

@@ -9,7 +9,8 @@
 - In the monolith with one store, a purchase is a single atomic write with no call to Vacancy
   at all: that write is the in-process equivalent of the hop, so ``StoreCheckout`` times it
   (``sell_timing``) as the ``sell`` operation over ``local``, comparable with the
-  microservices' ``sell`` over ``http``.
+  microservices' ``sell`` over ``http``. On Redis, the monolith's purchase is one script
+  (storage/redis/sale.py), timed the same way as ``sell`` over ``redis``.
 """
 
 from __future__ import annotations
@@ -104,9 +105,10 @@ class SaleMetrics:
         )
 
 
-def sell_timing(hop: HopMetrics) -> SellTiming:
-    """``StoreCheckout``'s sells, as the ``sell`` operation over ``local``."""
-    return SellTiming(hop.latency.labels("sell", "local").record, hop.failure("sell", "local"))
+def sell_timing(hop: HopMetrics, transport: str = "local") -> SellTiming:
+    """A sale in one step (``StoreCheckout``'s, the monolith's purchase script on Redis), as
+    the ``sell`` operation over ``transport``."""
+    return SellTiming(hop.latency.labels("sell", transport).record, hop.failure("sell", transport))
 
 
 class ObservedVacancyClient:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ticketsys.config import StoreChoice, StoreKind
 from ticketsys.domain.errors import StoreRefused
-from ticketsys.domain.interfaces import OrderStore, SaleStore, StockStore
+from ticketsys.domain.interfaces import DirectSale, OrderStore, SaleStore, StockStore
 from ticketsys.storage.fsync import FsyncPolicy
 from ticketsys.storage.memory import MemoryOrders, MemorySale, MemoryStock
 from ticketsys.storage.sqlite.database import Database
@@ -48,11 +48,13 @@ class StoreConfig:
 @dataclass(frozen=True, slots=True)
 class MonolithStores:
     """The monolith sells from a ``SaleStore`` when the engine can write a sale in one
-    step; otherwise (Redis) from a stock and an order store, through holds."""
+    step; otherwise (Redis) from a stock and an order store, a purchase in one script
+    (``direct``) and the rest through holds."""
 
     stock: StockStore
     sale: SaleStore | None
     orders: OrderStore | None
+    direct: DirectSale | None = None
 
 
 def _database(config: StoreConfig, name: str) -> Database:
@@ -79,7 +81,14 @@ def _redis(config: StoreConfig) -> Redis:
 
 def monolith_stores(config: StoreConfig) -> MonolithStores:
     if config.choice.kind is StoreKind.REDIS:
-        return MonolithStores(stock_store(config), None, order_store(config))
+        from ticketsys.storage.redis.orders import RedisOrders
+        from ticketsys.storage.redis.sale import RedisDirectSale
+        from ticketsys.storage.redis.stock import RedisStock
+
+        stock, orders = stock_store(config), order_store(config)
+        assert isinstance(stock, RedisStock) and isinstance(orders, RedisOrders)
+        direct = RedisDirectSale(_redis(config), stock, orders, key_ttl=config.key_ttl)
+        return MonolithStores(stock, None, orders, direct)
     sale: SaleStore
     if config.choice.kind is StoreKind.MEMORY:
         sale = MemorySale(config.initial_stock, key_ttl=config.key_ttl)

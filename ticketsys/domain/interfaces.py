@@ -3,7 +3,8 @@
 Three roles. A ``StockStore`` is Vacancy's: the stock and its holds. An ``OrderStore`` is
 Ticket's: orders and the idempotency keys of the requests that made them. A ``SaleStore`` is
 both at once, for a process that owns the stock and the orders (the monolith): it can sell and
-record the order in one atomic write, so its purchase needs no hold.
+record the order in one atomic write, so its purchase needs no hold. A ``DirectSale`` is that
+one write alone, beside a stock and an order store that live in one Redis.
 """
 
 from __future__ import annotations
@@ -227,3 +228,13 @@ class SaleStore(StockStore, Protocol):
     async def get_order(self, order_id: str) -> Order | None: ...
 
     async def recall(self, key: str, fingerprint: str) -> Order | None: ...
+
+
+class DirectSale(Lifecycle, Protocol):
+    """A purchase in one step where the stock and the orders are apart but one process owns
+    both (the monolith on Redis): sold and recorded together, no hold."""
+
+    async def purchase(self, qty: int, key: str | None, fingerprint: str) -> OrderRecord:
+        """The order sold now, confirmed (``SoldOut``: nothing taken); or the one ``key`` is
+        bound to, which may be pending (another process recorded it and is selling it)."""
+        ...

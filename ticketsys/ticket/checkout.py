@@ -4,8 +4,8 @@
 store): selling and recording the order is one atomic write of a ``SaleStore``. A crash loses
 both or neither; no hold is needed.
 
-``HoldCheckout`` (Ticket in microservices): Vacancy owns the stock, Ticket the orders, and no
-write spans both. A purchase is:
+``HoldCheckout`` (Ticket in microservices, and the monolith on Redis): Vacancy owns the stock,
+Ticket the orders, and no write spans both. A purchase is:
 
 1. **record** the order at Ticket, *pending*, with the instant ``expires_at`` (now +
    ``PURCHASE_HOLD_TTL``) until which it may be sold, durably (committed, and fsynced under
@@ -14,6 +14,11 @@ write spans both. A purchase is:
    already sold *to that order id*, under a key derived from it, refused once ``expires_at``
    has passed;
 3. **settle** the order confirmed (with the hold and what is left), and answer the buyer.
+
+Given a ``DirectSale`` (the monolith on Redis: one process owns both stores, in one Redis), a
+purchase is that one script instead, recorded confirmed and sold in one step; a key it finds
+bound to a pending order (a Ticket replica sharing the Redis recorded it) is completed as
+below.
 
 A buyer's own hold (``POST /api/v1/holds``, then confirm) takes the longer road: the hold is
 made first; confirming it records the order pending, naming the hold, then confirms the hold
@@ -54,7 +59,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, SoldOut, StoreRefused, VacancyUnavailable
-from ticketsys.domain.interfaces import OrderStore, SaleStore, VacancyClient
+from ticketsys.domain.interfaces import DirectSale, OrderStore, SaleStore, VacancyClient
 from ticketsys.domain.models import HoldState, Order, OrderRecord, OrderState
 from ticketsys.ticket.counts import SellTiming
 
@@ -142,8 +147,13 @@ class HoldCheckout:
         *,
         vacancy_url: str = "",
         clock: Callable[[], float] = time.time,
+        direct: DirectSale | None = None,
+        timing: SellTiming | None = None,
     ) -> None:
         self.vacancy = vacancy
+        self._direct = direct
+        timing = timing or SellTiming(_ignore, _ignore)
+        self._record, self._failed = timing.record, timing.failed
         self._clock = clock
         self.orders = orders
         self.purchase_ttl = purchase_ttl
@@ -160,6 +170,8 @@ class HoldCheckout:
     # -- purchase -----------------------------------------------------------------------------
 
     async def purchase(self, qty: int, key: str | None, fingerprint: str) -> Order:
+        if self._direct is not None:
+            return await self._purchase_directly(self._direct, qty, key, fingerprint)
         if key is not None:
             found = await self.orders.recall(key, fingerprint)
             if found is not None:
@@ -177,6 +189,27 @@ class HoldCheckout:
         if order is None:
             raise VacancyUnavailable("the purchase did not reach the stock service in time")
         return order
+
+    async def _purchase_directly(
+        self, direct: DirectSale, qty: int, key: str | None, fingerprint: str
+    ) -> Order:
+        await self._check_peer()
+        for _ in range(2):  # again only if the key's pending order turned out void: buy anew
+            began = perf_counter()
+            try:
+                record = await direct.purchase(qty, key, fingerprint)
+            except Exception as exc:
+                self._record(perf_counter() - began)
+                self._failed(exc)
+                raise
+            self._record(perf_counter() - began)
+            try:
+                order = await self._complete(record)  # confirmed already, unless another's
+            except HoldUnavailable:
+                order = None
+            if order is not None:
+                return order
+        raise VacancyUnavailable("the purchase did not reach the stock in time")
 
     async def confirm(self, hold_id: str, key: str | None, fingerprint: str) -> Order:
         if key is not None:

@@ -1,6 +1,11 @@
 """The Redis engine: a connection pool for the stores that live in Redis, and its one error
 boundary.
 
+Every command ends within ``REDIS_TIMEOUT``, whatever the time goes to: redis-py's own
+timeouts are per step (waiting for a pooled connection, connecting, its ``CLIENT SETINFO``
+hand-shake, each read), so behind a proxy that trickles bytes a command answered 503 only after
+twice the timeout. One deadline around the whole command bounds them all.
+
 redis-py retries failed commands by default (three times, on connection errors and
 timeouts). A store command that timed out may have run, and repeating a non-idempotent one
 could apply it twice, so retries are off here: callers repeat only what is safe to repeat.
@@ -8,6 +13,8 @@ could apply it twice, so retries are off here: callers repeat only what is safe 
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -38,22 +45,27 @@ Timer = Callable[[str, str, float], None]
 
 
 class TimedRedis(Redis):
-    """A client that reports every command's round trip (scripts included: they are EVALSHA)."""
+    """A client whose every command (scripts included: they are EVALSHA) ends within
+    ``deadline`` seconds, and that reports each one's round trip to ``timer``."""
 
     timer: Timer | None = None
+    deadline: float = 0.5
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        timer = self.timer
-        if timer is None:
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         began = time.perf_counter()
         try:
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            # Cancelled mid-command, redis-py drops that connection: no late answer is read
+            # as the next command's.
+            async with asyncio.timeout(self.deadline):
+                return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except builtins.TimeoutError as exc:
+            raise TimeoutError(f"no answer within {self.deadline:g} s") from exc
         finally:
-            name = args[0] if args else "?"
-            timer(
-                "redis", name.decode() if isinstance(name, bytes) else str(name), time.perf_counter() - began
-            )
+            timer = self.timer
+            if timer is not None:
+                name = args[0] if args else "?"
+                seconds = time.perf_counter() - began
+                timer("redis", name.decode() if isinstance(name, bytes) else str(name), seconds)
 
 
 def connect(
@@ -84,6 +96,7 @@ def connect(
     # The client owns the pool: aclose() closes both. (from_pool makes a ``cls``.)
     client = cast(TimedRedis, TimedRedis.from_pool(pool))
     client.timer = timer
+    client.deadline = timeout
     return client
 
 
@@ -124,3 +137,9 @@ def store_errors() -> Iterator[None]:
     except RedisError as exc:
         meaning = next(meaning for kind, meaning in _MEANINGS if isinstance(exc, kind))
         raise StoreUnavailable(f"redis {meaning}: {exc}") from exc
+    except RuntimeError as exc:
+        # uvloop's transport closed under redis-py as it writes (Redis died as it connected):
+        # "unable to perform operation on <TCPTransport closed=True ...>; the handler is closed"
+        if "handler is closed" not in str(exc):
+            raise
+        raise StoreUnavailable(f"redis is unreachable: {exc}") from exc

@@ -43,6 +43,7 @@ from ticketsys.storage.redis.keys import (
     is_id,
     new_id,
 )
+from ticketsys.storage.redis.ticks import TickBatch
 from ticketsys.storage.window import DAY
 
 log = logging.getLogger("ticketsys.storage")
@@ -52,12 +53,16 @@ Clock = Callable[[], float]
 # How each state is stored: its name, so that redis-cli shows it.
 _STORED = {state: state.name.lower() for state in OrderState}
 _STATES = {name.encode(): state for state, name in _STORED.items()}
+_LUA_STATES = {state.name: name for state, name in _STORED.items()}  # $PENDING, $CONFIRMED, $VOID
+
+
+def order_lua(body: str) -> str:
+    """``body`` with the order functions before it and the key prefixes and states filled in."""
+    return Template(ORDER_FUNCTIONS + body).substitute(ORDER=ORDER, **_LUA_STATES)
 
 
 def _lua(body: str) -> str:
-    return Template(_PRELUDE + body).substitute(
-        ORDER=ORDER, PENDING=_STORED[OrderState.PENDING], VOID=_STORED[OrderState.VOID]
-    )
+    return _PRELUDE + order_lua(body)
 
 
 # Every script starts here. KEYS: the identity hash[, more]; ARGV: the store id this process
@@ -70,7 +75,10 @@ end
 if owner ~= ARGV[1] then
   return redis.error_reply('ticketsys: the order store is now ' .. owner .. ', not the one opened')
 end
+"""
 
+# What reads an order or a purchase key, for these scripts and the monolith's purchase (sale.py).
+ORDER_FUNCTIONS = """
 local function order_reply(id)
   local o = redis.call('HMGET', '$ORDER' .. id,
     'qty', 'created_ms', 'remaining', 'state', 'hold', 'expires_ms')
@@ -86,7 +94,22 @@ local function bound(key, fingerprint)
   if string.sub(seen, at + 1) ~= fingerprint then return nil, 'conflict' end
   return string.sub(seen, 1, at - 1), nil
 end
+
+-- What a purchase key answers before anything is bought: {'conflict'}, the order it is bound
+-- to, or nil (a new key, or one whose order is void: nothing was sold to it, a retry buys anew).
+local function answered(key, fingerprint)
+  local id, problem = bound(key, fingerprint)
+  if problem then return {problem} end
+  if not id then return nil end
+  local state = redis.call('HGET', '$ORDER' .. id, 'state')
+  if not state then
+    return redis.error_reply('ticketsys: order ' .. id .. ' of a purchase key is missing')
+  end
+  if state ~= '$VOID' then return order_reply(id) end
+  return nil
+end
 """
+
 
 _GET = _lua("""
 return order_reply(ARGV[2])
@@ -108,15 +131,8 @@ return reply
 # id, qty, the hold it stands on ('' none), its expires_ms ('' none), fingerprint, key ttl (ms).
 _ADD = _lua("""
 if KEYS[3] then
-  local id, problem = bound(KEYS[3], ARGV[7])
-  if problem then return {problem} end
-  if id then
-    local state = redis.call('HGET', '$ORDER' .. id, 'state')
-    if not state then
-      return redis.error_reply('ticketsys: order ' .. id .. ' of a purchase key is missing')
-    end
-    if state ~= '$VOID' then return order_reply(id) end
-  end
+  local seen = answered(KEYS[3], ARGV[7])
+  if seen then return seen end
 end
 local id, order = ARGV[3], '$ORDER' .. ARGV[3]
 redis.call('HSET', order, 'qty', ARGV[4], 'created_ms', ARGV[2], 'remaining', 0, 'state', '$PENDING')
@@ -178,6 +194,7 @@ return {'created', 'orders', ARGV[1]}
 class RedisOrders:
     def __init__(self, redis: Redis, *, clock: Clock = time.time, key_ttl: float = DAY) -> None:
         self._redis = redis
+        self._batch = TickBatch(redis)  # the scripts of one tick: one pipeline
         self._clock = clock
         self._key_ttl_ms = max(1, round(key_ttl * 1000))
         self.store_id = ""
@@ -217,6 +234,7 @@ class RedisOrders:
         )
 
     async def close(self) -> None:
+        await self._batch.aclose()
         await self._redis.aclose()
 
     def figures(self) -> dict[str, int]:
@@ -260,7 +278,7 @@ class RedisOrders:
         )
         if reply[0] == b"conflict":
             raise IdempotencyConflict(key or "")
-        return _found(reply)  # the order it stored, or the one the key is bound to
+        return order_found(reply)  # the order it stored, or the one the key is bound to
 
     async def settle(
         self,
@@ -310,7 +328,7 @@ class RedisOrders:
 
     async def _run(self, script: AsyncScript, *args: str | int, keys: tuple[str, ...] = ()) -> list[Any]:
         with store_errors():
-            reply: list[Any] = await script(keys=[ORDERS, *keys], args=[self.store_id, *args])
+            reply: list[Any] = await self._batch.run(script, [ORDERS, *keys], [self.store_id, *args])
         return reply
 
     def _now(self) -> int:
@@ -321,10 +339,10 @@ class RedisOrders:
 
 
 def _record(reply: list[Any]) -> OrderRecord | None:
-    return None if reply[0] == b"none" else _found(reply)
+    return None if reply[0] == b"none" else order_found(reply)
 
 
-def _found(reply: list[Any]) -> OrderRecord:
+def order_found(reply: list[Any]) -> OrderRecord:
     _, order_id, qty, created_ms, remaining, state, hold, expires_ms = reply
     order = Order(order_id.decode(), int(qty), int(created_ms) / 1000, int(remaining))
     expires_at = int(expires_ms) / 1000 if expires_ms else None

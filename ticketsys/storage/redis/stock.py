@@ -47,6 +47,7 @@ from ticketsys.domain.errors import (
 from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Stock, sale_fingerprint
 from ticketsys.storage.redis import Redis, describe, load, store_errors
 from ticketsys.storage.redis.keys import HOLD, HOLD_KEY, HOLDS_DUE, MOVING, ORDERS, STOCK, is_id, new_id
+from ticketsys.storage.redis.ticks import TickBatch
 from ticketsys.storage.window import DAY
 
 log = logging.getLogger("ticketsys.storage")
@@ -59,7 +60,8 @@ SWEEP_EVERY = 1.0  # seconds between background expiry rounds
 EXPIRY_BATCH = 256
 
 
-def _lua(body: str) -> str:
+def stock_lua(body: str) -> str:
+    """``body`` after the prelude every stock script starts with (monolith purchases too: sale.py)."""
     return Template(_PRELUDE + body).substitute(HOLD=HOLD, BATCH=EXPIRY_BATCH)
 
 
@@ -111,20 +113,20 @@ until #ids < $BATCH
 if freed > 0 then take(freed, 'held', 'available') end
 """
 
-_STOCK = _lua("""
+_STOCK = stock_lua("""
 return {'ok', unpack(redis.call('HMGET', stock, 'available', 'held', 'sold', 'capacity'))}
 """)
 
-_EXPIRE = _lua("""
+_EXPIRE = stock_lua("""
 return {'ok', expired}
 """)
 
-_GET_HOLD = _lua("""
+_GET_HOLD = stock_lua("""
 return hold_reply(ARGV[3])
 """)
 
 # KEYS[3]: the hold key, if any. ARGV: qty, expires (ms), the new hold's id, fingerprint, key ttl (ms).
-_HOLD = _lua("""
+_HOLD = stock_lua("""
 if KEYS[3] then
   local seen = recall_hold(KEYS[3], ARGV[6])
   if seen then return seen end
@@ -143,7 +145,7 @@ return {'ok', id, ARGV[3], ARGV[4], 'held', available, false}
 
 # A hold sold at once to an order, before its expiry (StockStore.sell_hold). KEYS[3]: the
 # hold key. ARGV: qty, expires (ms), the new hold's id, fingerprint, key ttl (ms), order id.
-_SELL_HOLD = _lua("""
+_SELL_HOLD = stock_lua("""
 local seen = recall_hold(KEYS[3], ARGV[6])
 if seen then return seen end
 if tonumber(ARGV[4]) <= tonumber(now) then return {'expired'} end
@@ -159,7 +161,7 @@ return {'ok', id, ARGV[3], ARGV[4], 'confirmed', available, ARGV[8]}
 """)
 
 # ARGV: hold id, order id.
-_CONFIRM = _lua("""
+_CONFIRM = stock_lua("""
 local hold = '$HOLD' .. ARGV[3]
 local h = redis.call('HMGET', hold, 'qty', 'expires_ms', 'state', 'remaining', 'order')
 if not h[1] then return {'not_found'} end
@@ -174,7 +176,7 @@ return {'ok', ARGV[3], h[1], h[2], 'confirmed', h[4], ARGV[4]}
 """)
 
 # ARGV: hold id.
-_RELEASE = _lua("""
+_RELEASE = stock_lua("""
 local hold = '$HOLD' .. ARGV[3]
 local h = redis.call('HMGET', hold, 'qty', 'state', 'order')
 if not h[1] then return {'not_found'} end
@@ -188,7 +190,7 @@ return {'ok', redis.call('HGET', stock, 'available')}
 """)
 
 # ARGV: qty.
-_SELL = _lua("""
+_SELL = stock_lua("""
 local available = redis.call('HGET', stock, 'available')
 if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
 redis.call('HINCRBY', stock, 'sold', ARGV[3])
@@ -197,7 +199,7 @@ return {'ok', redis.call('HINCRBY', stock, 'available', '-' .. ARGV[3])}
 """)
 
 # Only what was sold outside holds: the tickets of a confirmed hold stand on an order.
-_UNSELL = _lua("""
+_UNSELL = stock_lua("""
 local s = redis.call('HMGET', stock, 'available', 'sold_direct')
 local direct = tonumber(s[2]) or 0
 if tonumber(ARGV[3]) > direct then return {'over_release', s[1], direct} end
@@ -207,7 +209,7 @@ return {'ok', redis.call('HINCRBY', stock, 'available', ARGV[3])}
 """)
 
 # ARGV: qty, MAX_STOCK.
-_RESTOCK = _lua("""
+_RESTOCK = stock_lua("""
 if tonumber(redis.call('HGET', stock, 'capacity')) + tonumber(ARGV[3]) > tonumber(ARGV[4]) then
   return {'too_many'}
 end
@@ -237,6 +239,7 @@ _OK = b"ok"
 class RedisStock:
     def __init__(self, redis: Redis, initial: int, *, clock: Clock = time.time, key_ttl: float = DAY) -> None:
         self._redis = redis
+        self._batch = TickBatch(redis)  # the scripts of one tick: one pipeline
         self.initial = initial
         self._clock = clock
         self._key_ttl_ms = max(1, round(key_ttl * 1000))
@@ -304,6 +307,7 @@ class RedisStock:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await self._batch.aclose()
         await self._redis.aclose()
 
     def figures(self) -> dict[str, int]:
@@ -417,9 +421,10 @@ class RedisStock:
         self, script: AsyncScript, *args: str | int, now: int | None = None, keys: tuple[str, ...] = ()
     ) -> list[Any]:
         with store_errors():
-            reply: list[Any] = await script(
-                keys=[STOCK, HOLDS_DUE, *keys],
-                args=[self.store_id, self._now() if now is None else now, *args],
+            reply: list[Any] = await self._batch.run(
+                script,
+                [STOCK, HOLDS_DUE, *keys],
+                [self.store_id, self._now() if now is None else now, *args],
             )
         return reply
 
