@@ -36,11 +36,9 @@ if KEYS[4] then
   local seen = answered(KEYS[4], ARGV[6])
   if seen then return seen end
 end
-local available = redis.call('HGET', stock, 'available')
-if tonumber(ARGV[4]) > tonumber(available) then return {'sold_out', available} end
-redis.call('HINCRBY', stock, 'sold', ARGV[4])
+local available, short = take_available(ARGV[4], 'sold')
+if not available then return {'sold_out', short} end
 redis.call('HINCRBY', stock, 'sold_direct', ARGV[4])
-available = redis.call('HINCRBY', stock, 'available', '-' .. ARGV[4])
 local id = ARGV[5]
 redis.call('HSET', '$ORDER' .. id, 'qty', ARGV[4], 'created_ms', now, 'remaining', available,
   'state', '$CONFIRMED')

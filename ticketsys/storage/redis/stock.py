@@ -99,6 +99,15 @@ local function take(qty, from, into)
   return redis.call('HINCRBY', stock, into, qty)
 end
 
+-- qty moved from 'available' into ``into`` (every way a sale or a hold begins): what is left
+-- available; or nil and what there is, when that is less than qty (nothing moved).
+local function take_available(qty, into)
+  local available = redis.call('HGET', stock, 'available')
+  if tonumber(qty) > tonumber(available) then return nil, available end
+  redis.call('HINCRBY', stock, into, qty)
+  return redis.call('HINCRBY', stock, 'available', -tonumber(qty))
+end
+
 local expired, freed = 0, 0
 repeat
   local ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, $BATCH)
@@ -131,10 +140,8 @@ if KEYS[3] then
   local seen = recall_hold(KEYS[3], ARGV[6])
   if seen then return seen end
 end
-local available = redis.call('HGET', stock, 'available')
-if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
-redis.call('HINCRBY', stock, 'held', ARGV[3])
-available = redis.call('HINCRBY', stock, 'available', '-' .. ARGV[3])
+local available, short = take_available(ARGV[3], 'held')
+if not available then return {'sold_out', short} end
 local id = ARGV[5]
 redis.call('HSET', '$HOLD' .. id, 'qty', ARGV[3], 'expires_ms', ARGV[4], 'state', 'held',
   'remaining', available)
@@ -149,10 +156,8 @@ _SELL_HOLD = stock_lua("""
 local seen = recall_hold(KEYS[3], ARGV[6])
 if seen then return seen end
 if tonumber(ARGV[4]) <= tonumber(now) then return {'expired'} end
-local available = redis.call('HGET', stock, 'available')
-if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
-redis.call('HINCRBY', stock, 'sold', ARGV[3])
-available = redis.call('HINCRBY', stock, 'available', '-' .. ARGV[3])
+local available, short = take_available(ARGV[3], 'sold')
+if not available then return {'sold_out', short} end
 local id = ARGV[5]
 redis.call('HSET', '$HOLD' .. id, 'qty', ARGV[3], 'expires_ms', ARGV[4], 'state', 'confirmed',
   'remaining', available, 'order', ARGV[8])
@@ -191,11 +196,10 @@ return {'ok', redis.call('HGET', stock, 'available')}
 
 # ARGV: qty.
 _SELL = stock_lua("""
-local available = redis.call('HGET', stock, 'available')
-if tonumber(ARGV[3]) > tonumber(available) then return {'sold_out', available} end
-redis.call('HINCRBY', stock, 'sold', ARGV[3])
+local available, short = take_available(ARGV[3], 'sold')
+if not available then return {'sold_out', short} end
 redis.call('HINCRBY', stock, 'sold_direct', ARGV[3])
-return {'ok', redis.call('HINCRBY', stock, 'available', '-' .. ARGV[3])}
+return {'ok', available}
 """)
 
 # Only what was sold outside holds: the tickets of a confirmed hold stand on an order.
