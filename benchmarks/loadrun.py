@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -933,6 +934,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def missing_tool() -> str | None:
+    """What a load run needs and this machine lacks, said before the run rather than after it."""
+    if shutil.which("wrk") is None:
+        return "wrk is not installed (apt-get install -y wrk)"
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed and the charts need it (bin/ticketsys install bench)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 run, short durations: a sanity check")
@@ -949,8 +959,8 @@ def main(argv: list[str] | None = None) -> int:
         help="copy the results to benchmarks/figures/ and refresh the docs' generated tables from them",
     )
     ns = p.parse_args(argv)
-    if shutil.which("wrk") is None:
-        say("loadrun: wrk is not installed (apt-get install -y wrk)")
+    if lacking := missing_tool():
+        say(f"loadrun: {lacking}")
         return 2
     with contextlib.ExitStack() as stack:
         if ns.baseline:

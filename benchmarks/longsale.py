@@ -644,8 +644,8 @@ def main(argv: list[str] | None = None) -> int:
         saved: dict[str, Any] = json.loads((ns.out / "longsale.json").read_text())
         saved["targets"] = targets(saved)
         return report(saved, ns.out)
-    if shutil.which("wrk") is None:
-        say("longsale: wrk is not installed (apt-get install -y wrk)")
+    if lacking := loadrun.missing_tool():
+        say(f"longsale: {lacking}")
         return 2
     os.sched_setaffinity(0, {int(loadrun.LOAD_CPU)})  # this script's sampling stays off the servers' CPU
     defaults = Settings()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Two trees' monoliths (or microservices) compared on this shared, noisy machine (issue 14's
-# budget: purchases/s and P95 at 5k/s).
+# budget: purchases/s and P95 at 5k/s, or at RATE purchases/s).
 #
 #   benchmarks/side_by_side.sh TREE_A TREE_B [ROUNDS]     # ROUNDS: 5
 #   SETUP=microservices benchmarks/side_by_side.sh /work/wt-old . 7   # vacancy + ticket each side
+#   RATE=1000 benchmarks/side_by_side.sh /work/wt-old .        # P95 at 1,000 purchases/s
 #   python -m benchmarks.observe_off /tmp/off && benchmarks/side_by_side.sh /tmp/off .
 #
 # Throughput: both monoliths run at once on CPU 0, each under its own wrk (1 thread, 32
@@ -11,12 +12,12 @@
 # ratio of their purchases/s is the inverse ratio of their CPU per purchase, and whatever else
 # this machine runs slows both alike (two runs of one tree agree within 1 %; run one after
 # the other, throughput moved ±20 % here). The two sides swap ports every round.
-# P95: each alone on CPU 0, benchmarks/openloop.py on CPU 1 at 5,000 purchases/s for 10 s,
+# P95: each alone on CPU 0, benchmarks/openloop.py on CPU 1 at RATE (5,000) purchases/s for 10 s,
 # A then B, then B then A the next round. TREE is a checkout or a copy of ticketsys (PYTHONPATH);
 # STORE=memory (the default) or sqlite (a fresh DATA_DIR per start). Needs wrk (apt-get install -y
 # wrk). Prints one line per round, then the medians.
 set -euo pipefail
-a=$(realpath "$1"); b=$(realpath "$2"); rounds=${3:-5}
+a=$(realpath "$1"); b=$(realpath "$2"); rounds=${3:-5}; p95_rate=${RATE:-5000}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; py="$root/.venv/bin/python"
 d=$(mktemp -d)
 printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
@@ -45,8 +46,8 @@ rate() {  # PORT SECONDS -> purchases/s
   taskset -c 1 wrk -t1 -c32 "-d$2s" -s "$d/post.lua" "http://127.0.0.1:$1/api/v1/purchase" |
     awk '/Requests\/sec/{print $2}'
 }
-p95() {  # PORT -> P95 ms at 5k/s
-  (cd "$root" && taskset -c 1 "$py" benchmarks/openloop.py --port "$1" --rate 5000 --duration 10 \
+p95() {  # PORT -> P95 ms at RATE purchases/s
+  (cd "$root" && taskset -c 1 "$py" benchmarks/openloop.py --port "$1" --rate "$p95_rate" --duration 10 \
     --warmup 2) | "$py" -c 'import json, sys; print(round(json.load(sys.stdin)["p95_ms"], 3))'
 }
 ratios=(); pa95=(); pb95=()
@@ -63,13 +64,14 @@ for r in $(seq "$rounds"); do
   fi
   ratio=$("$py" -c "print(round($(cat "$d/b") / $(cat "$d/a"), 4))")
   ratios+=("$ratio"); pa95+=("$x"); pb95+=("$y")
-  echo "round $r: purchases/s A $(cat "$d/a") B $(cat "$d/b") B/A $ratio | P95 at 5k/s A $x ms B $y ms"
+  echo "round $r: purchases/s A $(cat "$d/a") B $(cat "$d/b") B/A $ratio | P95 at $p95_rate/s A $x ms B $y ms"
 done
-"$py" - "${ratios[*]}" "${pa95[*]}" "${pb95[*]}" <<'EOF'
+"$py" - "$p95_rate" "${ratios[*]}" "${pa95[*]}" "${pb95[*]}" <<'EOF'
 import statistics, sys
-ratio, a, b = ([float(x) for x in arg.split()] for arg in sys.argv[1:])
+rate = sys.argv[1]
+ratio, a, b = ([float(x) for x in arg.split()] for arg in sys.argv[2:])
 paired = statistics.median(y - x for x, y in zip(a, b))
 print(f"median B/A purchases/s {statistics.median(ratio):.4f} ({(statistics.median(ratio) - 1) * 100:+.2f} %); "
-      f"median P95 at 5k/s A {statistics.median(a):.3f} ms, B {statistics.median(b):.3f} ms; "
+      f"median P95 at {rate}/s A {statistics.median(a):.3f} ms, B {statistics.median(b):.3f} ms; "
       f"median of the rounds' B-A {paired * 1000:+.0f} us")
 EOF

@@ -11,6 +11,7 @@ orders.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ticketsys.domain.models import Hold, HoldState, OrderState, Stock
 from ticketsys.storage.memory import MemoryOrders, MemoryStock
 from ticketsys.storage.sqlite.database import Database
 from ticketsys.storage.sqlite.orders import SqliteOrders
+from ticketsys.ticket import checkout as checkout_module
 from ticketsys.ticket.checkout import SETTLE_MARGIN, HoldCheckout
 from ticketsys.ticket.service import TicketService
 from ticketsys.vacancy.service import VacancyService
@@ -323,3 +325,24 @@ async def test_a_lost_confirm_of_a_buyers_hold_is_settled_from_the_hold(orders: 
         await service.confirm(hold.hold_id)
     stock = await sale.settled()
     assert stock.sold == 3 == await sold_by_orders(sale)
+
+
+async def test_a_store_outage_while_settling_is_one_warning_line_a_round(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis timeout in the settler is an outage to report, not a bug: no traceback each second."""
+    monkeypatch.setattr(checkout_module, "SETTLE_INTERVAL", 0.01)
+    sale = await opened(MemoryOrders())
+
+    async def down(limit: int) -> list[Any]:
+        raise StoreUnavailable("Redis did not answer within 0.5 s")
+
+    monkeypatch.setattr(sale.orders.inner, "pending", down)
+    with caplog.at_level(logging.WARNING, logger="ticketsys.ticket"):
+        await sale.checkout.open()
+        await asyncio.sleep(0.1)
+        await sale.checkout.close()
+    rounds = [r for r in caplog.records if r.getMessage().startswith("settling pending orders")]
+    assert rounds, "the settler never ran"
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in rounds)
+    assert "Redis did not answer within 0.5 s" in rounds[0].getMessage()

@@ -58,15 +58,23 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Protocol
 
-from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, SoldOut, StoreRefused, VacancyUnavailable
+from ticketsys.domain.errors import (
+    HoldNotFound,
+    HoldUnavailable,
+    SoldOut,
+    StoreRefused,
+    StoreUnavailable,
+    VacancyUnavailable,
+)
 from ticketsys.domain.interfaces import DirectSale, OrderStore, SaleStore, VacancyClient
 from ticketsys.domain.models import HoldState, Order, OrderRecord, OrderState
 from ticketsys.ticket.counts import SellTiming
 
 log = logging.getLogger("ticketsys.ticket")
 
-# Pending orders are settled in rounds of this many, once a second.
+# Pending orders are settled in rounds of this many, every SETTLE_INTERVAL seconds.
 SETTLE_BATCH = 100
+SETTLE_INTERVAL = 1.0
 # A purchase's pending order is settled this long after its expires_at: the hosts' clocks may
 # differ by about this much (NTP keeps them well within it), and a request may still sit in a
 # socket buffer. Until then its step 2 might still sell, and reading could not say.
@@ -332,9 +340,11 @@ class HoldCheckout:
 
     async def _settle_forever(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(SETTLE_INTERVAL)
             try:
                 await self.settle_pending()
+            except StoreUnavailable as exc:  # a store outage is news, not a bug: one line a second
+                log.warning("settling pending orders: %s; again in a second", exc)
             except Exception:
                 log.exception("settling pending orders failed")
 
