@@ -14,8 +14,9 @@
 # the other, throughput moved ±20 % here). The two sides swap ports every round.
 # P95: each alone on CPU 0, benchmarks/openloop.py on CPU 1 at RATE (5,000) purchases/s for 10 s,
 # A then B, then B then A the next round. TREE is a checkout or a copy of ticketsys (PYTHONPATH);
-# STORE=memory (the default) or sqlite (a fresh DATA_DIR per start). Needs wrk (apt-get install -y
-# wrk). Prints one line per round, then the medians.
+# STORE=memory (the default), sqlite (a fresh DATA_DIR per start) or redis (a fresh redis-server per
+# start, on CPU 0 too). Needs wrk (apt-get install -y wrk; redis-server for STORE=redis). Prints
+# one line per round, then the medians.
 set -euo pipefail
 a=$(realpath "$1"); b=$(realpath "$2"); rounds=${3:-5}; p95_rate=${RATE:-5000}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; py="$root/.venv/bin/python"
@@ -29,8 +30,14 @@ up() {  # PORT: wait until it answers
   echo "nothing answers on port $1" >&2; exit 1
 }
 start() {  # TREE PORT: the setup on CPU 0 (microservices: Vacancy on PORT+1), ready
-  local env=(PYTHONPATH=$1 STOCK_STORE=${STORE:-memory} DATA_DIR="$(mktemp -d -p "$d")"
-    INITIAL_STOCK=1000000000 LOG_LEVEL=warning)
+  local data store=${STORE:-memory}; data=$(mktemp -d -p "$d")
+  if [ "$store" = redis ]; then  # its own redis-server on PORT+2, AOF fsync everysec as loadrun's
+    taskset -c 0 redis-server --port $(($2 + 2)) --bind 127.0.0.1 --save "" --appendonly yes \
+      --appendfsync everysec --dir "$data" >/dev/null 2>&1 & pids+=($!)
+    for _ in $(seq 100); do redis-cli -p $(($2 + 2)) ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+    store=redis://127.0.0.1:$(($2 + 2))/0
+  fi
+  local env=(PYTHONPATH=$1 STOCK_STORE=$store DATA_DIR="$data" INITIAL_STOCK=1000000000 LOG_LEVEL=warning)
   if [ "${SETUP:-monolith}" = microservices ]; then
     env "${env[@]}" taskset -c 0 "$py" -m ticketsys vacancy --port $(($2 + 1)) >/dev/null 2>&1 &
     pids+=($!); up $(($2 + 1))
