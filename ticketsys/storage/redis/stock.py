@@ -102,10 +102,11 @@ end
 -- qty moved from 'available' into ``into`` (every way a sale or a hold begins): what is left
 -- available; or nil and what there is, when that is less than qty (nothing moved).
 local function take_available(qty, into)
+  qty = tonumber(qty)
   local available = redis.call('HGET', stock, 'available')
-  if tonumber(qty) > tonumber(available) then return nil, available end
-  redis.call('HINCRBY', stock, into, qty)
-  return redis.call('HINCRBY', stock, 'available', -tonumber(qty))
+  if qty > tonumber(available) then return nil, available end
+  take(qty, 'available', into)
+  return tonumber(available) - qty
 end
 
 local expired, freed = 0, 0
