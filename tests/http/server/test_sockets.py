@@ -9,9 +9,11 @@ to wait for a server.
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.client
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -526,5 +528,34 @@ def test_monolith_over_a_socket(run: Runner) -> None:
             assert_json_error(garbage, 400)
             assert await client.at_eof()
             await client.close()
+
+    run(main())
+
+
+def test_a_closed_connection_is_freed_without_the_cyclic_gc(run: Runner) -> None:
+    # Each end of a connection (the server's protocol, the pool's) is linked to its httptools
+    # parser both ways; a connection that ends unlinks, so it goes when its last reference
+    # does. Otherwise connections that close pile up for the GC: the long sale's microservices
+    # ran a 3-8 ms collection every ~15 s for the pool's connections closed after a burst.
+    from ticketsys.http.client import ClientOptions, HttpPool
+
+    async def main() -> None:
+        async with serving(Backend().app()) as server:
+            pool = HttpPool(ClientOptions(f"http://127.0.0.1:{server.port}", max_pipeline=1))
+            gc.disable()
+            try:
+                answers = await asyncio.gather(*(pool.request("GET", "/hello") for _ in range(8)))
+                assert [a.status for a in answers] == [200] * 8
+                ends = [weakref.ref(c) for c in (*pool._idle, *server.state.connections)]
+                assert len(ends) == 16  # 8 on each side
+                await pool.aclose()
+                for _ in range(100):  # the server sees each close a few loop turns later
+                    if not server.state.connections:
+                        break
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0)  # past the last connection_lost callbacks
+                assert [end() for end in ends] == [None] * 16
+            finally:
+                gc.enable()
 
     run(main())

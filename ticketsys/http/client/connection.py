@@ -57,6 +57,8 @@ class Owner(Protocol):
 
 
 class Connection(asyncio.Protocol):
+    _parser: ResponseParser  # from connection_made to connection_lost (see ResponseParser.close)
+
     def __init__(
         self,
         owner: Owner,
@@ -73,7 +75,6 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.unsent: list[Exchange] = []  # given before the connection was made
         self.in_flight: deque[Exchange] = deque()  # written, unanswered, oldest first
-        self._parser = ResponseParser(self._answered)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
@@ -123,6 +124,7 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
+        self._parser = ResponseParser(self._answered)
         if self.closed:  # the pool closed while we were connecting
             transport.close()
             return
@@ -153,6 +155,7 @@ class Connection(asyncio.Protocol):
         if not self.closed:
             reason = f": {exc}" if exc is not None else ""
             self._end(RemoteProtocolError(f"the server closed the connection before answering{reason}"))
+        self._parser.close()  # the transport calls nothing after this
 
     # -- answers ----------------------------------------------------------------------------
 

@@ -59,6 +59,13 @@ class ResponseParser:
         except httptools.HttpParserError as exc:
             raise RemoteProtocolError(f"malformed response: {exc}") from None
 
+    def close(self) -> None:
+        """Unlink from httptools' parser, which holds this object for its callbacks: a
+        connection that ends is then freed by its last reference going, not by a cyclic GC
+        pass (the long sale's microservices ran one every ~15 s, 3-8 ms each, to free
+        connections the pool closed). Nothing may be fed after it."""
+        del self._parser, self._on_response
+
     # httptools callbacks
 
     def on_body(self, body: bytes) -> None:
