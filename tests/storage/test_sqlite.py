@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,21 @@ async def test_a_log_written_all_the_time_starts_over_without_failing_a_change(
     assert all([await again.get_order(order_id) is not None for order_id in orders[-50:]])
     assert (await again.stock()).sold == 2 * len(orders)
     await again.close()
+
+
+async def test_the_pause_that_starts_the_log_over_runs_at_the_loops_priority(tmp_path: Path) -> None:
+    """The copies go on at a low priority; the pause, which every change waits for, must not:
+    a low-priority thread on a busy core made it last 20-80 ms."""
+    store = sale(tmp_path)
+    await store.open()
+    nice = {t.name: os.getpriority(os.PRIO_PROCESS, t.native_id or 0) for t in threading.enumerate()}
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert nice["checkpoint sale.db"] == min(loop_nice + 10, 19)
+    assert [n for name, n in nice.items() if name.startswith("log restart sale.db")] == [loop_nice]
+    await store.close()
+    assert not any(
+        t.name.startswith(("checkpoint sale.db", "log restart sale.db")) for t in threading.enumerate()
+    )
 
 
 def _posix_locks_held(path: Path) -> list[str]:
