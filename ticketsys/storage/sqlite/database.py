@@ -451,9 +451,9 @@ class Database:
         loop = self._loop
         assert loop is not None  # set by start(), before this thread runs
         # The pause copies what the last passive checkpoint left: the frames committed while
-        # it ran. On a store whose pages are scattered (Vacancy's holds, keyed at random) a
-        # pass took 20-60 ms, and so did the pause that followed it. Passes while the changes
-        # go on copy less each time, until what is left is a moment's worth.
+        # it ran, many on a store whose commits touch scattered pages (Vacancy's key index).
+        # Passes while the changes go on copy less each time, until what is left is a
+        # moment's worth.
         for _ in range(CATCH_UP_PASSES):
             try:
                 copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
