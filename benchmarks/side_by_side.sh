@@ -16,7 +16,7 @@
 # A then B, then B then A the next round. TREE is a checkout or a copy of ticketsys (PYTHONPATH);
 # STORE=memory (the default), sqlite (a fresh DATA_DIR per start) or redis (a fresh redis-server per
 # start, on CPU 0 too). Needs wrk (apt-get install -y wrk; redis-server for STORE=redis). Prints
-# one line per round, then the medians.
+# one line per round, then the medians, and the paired P95 difference with its bootstrap interval.
 set -euo pipefail
 a=$(realpath "$1"); b=$(realpath "$2"); rounds=${3:-5}; p95_rate=${RATE:-5000}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; py="$root/.venv/bin/python"
@@ -74,11 +74,19 @@ for r in $(seq "$rounds"); do
   echo "round $r: purchases/s A $(cat "$d/a") B $(cat "$d/b") B/A $ratio | P95 at $p95_rate/s A $x ms B $y ms"
 done
 "$py" - "$p95_rate" "${ratios[*]}" "${pa95[*]}" "${pb95[*]}" <<'EOF'
-import statistics, sys
+import math, random, statistics, sys
 rate = sys.argv[1]
 ratio, a, b = ([float(x) for x in arg.split()] for arg in sys.argv[2:])
-paired = statistics.median(y - x for x, y in zip(a, b))
+# A round's P95s are measured minutes apart from other rounds' but seconds apart from each other:
+# their difference is the figure the machine's drift moves least. How far it can be trusted: a
+# bootstrap interval of its median, and in how many rounds B was the slower.
+diffs = [y - x for x, y in zip(a, b) if math.isfinite(y - x)]  # inf: a side overloaded
+paired = statistics.median(diffs) if diffs else math.nan
+rng = random.Random(0)
+boot = sorted(statistics.median(rng.choices(diffs, k=len(diffs))) for _ in range(2000)) if diffs else [math.nan]
+low, high = boot[len(boot) // 20], boot[len(boot) - 1 - len(boot) // 20]
 print(f"median B/A purchases/s {statistics.median(ratio):.4f} ({(statistics.median(ratio) - 1) * 100:+.2f} %); "
       f"median P95 at {rate}/s A {statistics.median(a):.3f} ms, B {statistics.median(b):.3f} ms; "
-      f"median of the rounds' B-A {paired * 1000:+.0f} us")
+      f"median of the rounds' B-A {paired * 1000:+.0f} us (90 % bootstrap {low * 1000:+.0f} to "
+      f"{high * 1000:+.0f} us; B slower in {sum(d > 0 for d in diffs)} of {len(diffs)} rounds)")
 EOF
