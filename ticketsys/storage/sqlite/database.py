@@ -268,11 +268,11 @@ class Database:
             target=self._checkpoint_loop, name=f"checkpoint {self.path.name}", daemon=True
         )
         self._checkpointer.start()
-        # The log's restart, in a pause of the writes, must not run at the checkpoint thread's
-        # nice 19: on a core shared with busy processes a nice-19 thread gets ~1.5 % of it, and
-        # the writes waited 20-80 ms (Vacancy under load) for work that takes 1-5 ms. Its
-        # thread is made here, by the loop's thread, whose priority it inherits (on Linux each
-        # thread has its own nice, inherited at creation; raising it back needs privileges).
+        # The log's restart, in a pause of the writes, runs at the loop's priority, not the
+        # checkpoint thread's lower one: at nice 19 on a busy shared core the writes waited
+        # 20-80 ms (Vacancy under load) for work that takes 1-5 ms. Its thread is made here, by
+        # the loop's thread, whose nice it inherits (on Linux each thread has its own, inherited
+        # at creation; raising it back needs privileges).
         self._restarter = ThreadPoolExecutor(1, thread_name_prefix=f"log restart {self.path.name}")
         self._restarter.submit(int).result()
         self._maintenance_task = asyncio.get_running_loop().create_task(self._maintain())
@@ -427,45 +427,53 @@ class Database:
                     continue
                 if self.fsync is FsyncPolicy.NO and self._log_in_use() < LOG_LIMIT_BYTES:
                     continue
-                try:
-                    # PASSIVE: copies what it can without waiting for the writer; with
-                    # synchronous=NORMAL it fsyncs the log before and the database after.
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    log.warning("%s: checkpoint failed: %s", self.path, exc)
+                copied = self._passive(conn)
+                if copied is None:
                     continue
                 done = commits
                 self._synced = max(self._synced, commits)
                 if self._log_in_use() > self.log_restart_bytes:
-                    self._restart_log(conn)
+                    self._restart_log(conn, copied)
         finally:
             conn.close()
+
+    def _passive(self, conn: sqlite3.Connection) -> int | None:
+        """One passive checkpoint: the frames it copied, or None if it failed (logged)."""
+        try:
+            # PASSIVE: copies what it can without waiting for the writer; with
+            # synchronous=NORMAL it fsyncs the log before and the database after.
+            copied: int = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
+        except sqlite3.Error as exc:
+            log.warning("%s: checkpoint failed: %s", self.path, exc)
+            return None
+        return copied
 
     def _log_in_use(self) -> int:
         """Bytes of the log since it last started over (its file may be longer)."""
         index = files.read_wal_index_at(self._shm_fd)
         return 0 if index is None else index.frames * self._frame_bytes
 
-    def _restart_log(self, conn: sqlite3.Connection) -> None:
-        """Start the log over while the loop makes no change (in the checkpoint thread)."""
-        loop = self._loop
-        assert loop is not None  # set by start(), before this thread runs
+    def _restart_log(self, conn: sqlite3.Connection, copied: int) -> None:
+        """Start the log over while the loop makes no change (in the checkpoint thread, after a
+        passive checkpoint that copied ``copied`` frames)."""
         # The pause copies what the last passive checkpoint left: the frames committed while
         # it ran, many on a store whose commits touch scattered pages (Vacancy's key index).
         # Passes while the changes go on copy less each time, until what is left is a
         # moment's worth.
         for _ in range(CATCH_UP_PASSES):
-            try:
-                copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
-            except sqlite3.Error:
-                break
             if self._log_in_use() - copied * self._frame_bytes <= PAUSE_COPY_BYTES:
                 break
+            passed = self._passive(conn)
+            if passed is None:
+                break
+            copied = passed
         assert self._restarter is not None  # made by start(), before this thread runs
-        self._restarter.submit(self._restart_paused, conn, loop).result()
+        self._restarter.submit(self._restart_paused, conn).result()
 
-    def _restart_paused(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def _restart_paused(self, conn: sqlite3.Connection) -> None:
         """The pause, and the restart in it (in the restarter's thread, at normal priority)."""
+        loop = self._loop
+        assert loop is not None  # set by start(), before any checkpoint
         quiet = threading.Event()
         try:
             loop.call_soon_threadsafe(self._pause, quiet)
