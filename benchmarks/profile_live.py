@@ -1,6 +1,7 @@
 """Where a monolith purchase's time goes, sampled live with py-spy under wrk load.
 
-    .venv/bin/python benchmarks/profile_live.py [--seconds 6] [--setup monolith|monolith-asgi|...]
+    .venv/bin/python benchmarks/profile_live.py [--seconds 6] [--setup monolith|microservices|...]
+        [--process 0|-1]   (microservices: 0 is Vacancy, -1 Ticket)
 
 Starts the setup pinned to CPU 0, drives POST /api/v1/purchase with wrk (CPU 1), samples the
 server with ``py-spy record --format raw --native``-free Python stacks, and prints the share of
@@ -25,10 +26,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=int, default=6)
     p.add_argument("--setup", default="monolith")
+    p.add_argument("--process", type=int, default=-1, help="which of the setup's processes (0: vacancy)")
     ns = p.parse_args()
     opts = loadrun.Options([ns.setup], 1, ns.seconds, ns.seconds, 0.5, [], 0, Path(tempfile.mkdtemp()), True)
     with loadrun.started(ns.setup, opts) as running:
-        pid = running.procs[-1].pid
+        pid = running.procs[ns.process].pid
         wrk = subprocess.Popen(
             ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{ns.seconds + 2}s",
              "-s", str(loadrun.lua_script(opts)), f"http://127.0.0.1:{running.port}/api/v1/purchase"],

@@ -113,3 +113,57 @@ def test_openapi_documents_orders_and_the_idempotency_header() -> None:
         assert parameters[0]["name"] == "Idempotency-Key"
 
     run_app(build_monolith(_settings()), test)
+
+
+def test_a_batch_of_sales_is_checked_whole_and_answered_sale_by_sale() -> None:
+    soon = "2099-01-01T00:00:00.000Z"
+    sale = {"qty": 1, "expires_at": soon, "order_id": "a" * 32}
+
+    async def test(app: App) -> None:
+        bearer = (b"authorization", f"Bearer {TOKEN}".encode())
+        assert (await _post(app, "/api/v1/sales", {"sales": [sale]})).status == 401
+        bodies: list[dict[str, Any]] = [
+            {"sales": []},
+            {"sales": "all"},
+            {"sales": [sale] * 65},
+            {"sales": [sale, 1]},
+            {"sales": [{"qty": 1, "expires_at": soon}]},
+            {"sales": [{**sale, "qty": 0}]},
+            {"sales": [{**sale, "expires_at": "soon"}]},
+        ]
+        for body in bodies:
+            refused = await _post(app, "/api/v1/sales", body, bearer)
+            assert (refused.status, refused.json()["error"]) in (
+                (422, "invalid_field"),
+                (422, "invalid_body"),
+            )
+        assert (await call(app, "GET", "/api/v1/available")).json() == {"available": 10}
+
+        sales = [
+            {**sale, "request_id": "buyer-1"},
+            {"qty": 11, "expires_at": soon, "order_id": "b" * 32},  # above MAX_QTY: this one only
+            {"qty": 2, "expires_at": "2000-01-01T00:00:00Z", "order_id": "c" * 32},  # too late
+            {"qty": 9, "expires_at": soon, "order_id": "d" * 32},  # 9 left
+            {**sale, "qty": 2},  # the first sale's order, another quantity
+            sale,  # the first sale again
+        ]
+        answer = await _post(app, "/api/v1/sales", {"sales": sales}, bearer)
+        assert answer.status == 200
+        body = answer.json()
+        results = body["results"]
+        assert len(body["store_id"]) >= 16
+        assert [result["status"] for result in results] == [201, 422, 409, 201, 422, 201]
+        assert (results[0]["state"], results[0]["order_id"], results[0]["remaining"]) == (
+            "confirmed",
+            "a" * 32,
+            9,
+        )
+        assert results[1]["field"] == "qty"
+        assert results[2]["error"] == "hold_expired"
+        assert results[3]["remaining"] == 0
+        assert results[4]["error"] == "idempotency_conflict"
+        assert results[5]["hold_id"] == results[0]["hold_id"]
+        stock = (await call(app, "GET", "/api/v1/stock", headers=[bearer])).json()
+        assert (stock["available"], stock["sold"]) == (0, 10)
+
+    run_app(build_vacancy(_settings(initial_stock=10, max_qty=10, service_token=TOKEN)), test)

@@ -61,6 +61,29 @@ async def buy_until_full(url: str, ledger: Ledger, limit: int = 20_000) -> int:
     raise AssertionError(f"the disk never filled in {limit} purchases")
 
 
+async def buy_together_until_full(url: str, ledger: Ledger, buyers: int = 16, limit: int = 20_000) -> int:
+    """``buyers`` buying one ticket at a time side by side (so that their sales reach Vacancy
+    in batches) until each has been refused twice."""
+    bought = 0
+
+    async def buyer() -> int:
+        nonlocal bought
+        refused = 0
+        async with connected() as http:
+            while refused < 2:
+                answer = await ledger.buy(url, 1, None, http=http)
+                if answer.status == 503:
+                    assert answer.error == "vacancy_unavailable", answer
+                    refused += 1
+                else:
+                    assert answer.status == 200, answer
+                    bought += 1
+                    assert bought < limit, f"the disk never filled in {limit} purchases"
+        return refused
+
+    return sum(await asyncio.gather(*(buyer() for _ in range(buyers))))
+
+
 async def buy(url: str, ledger: Ledger, count: int) -> None:
     async with connected() as http:
         for _ in range(count):
@@ -115,3 +138,27 @@ def test_ticket_disk_full_then_freed(tmp_path: Path, record_property: RecordProp
             assert restarted.stop() == 0
         assert vacancy.stop() == 0
     report(record_property, "ticket disk full", refused=refused, sold=sold)
+
+
+def test_vacancy_disk_full_then_freed(tmp_path: Path, record_property: RecordProperty) -> None:
+    """Vacancy's store fills under buyers side by side: each batch of sales that cannot be
+    committed is refused whole (503 to each buyer), nothing of it sold; the orders Ticket
+    recorded for them stay pending and are voided later."""
+    env = {"INITIAL_STOCK": str(INITIAL), "FSYNC": "always"}
+    ledger = Ledger()
+    with small_disk(tmp_path / "disk", "160k") as disk:
+        vacancy_env = {**env, "DATA_DIR": str(disk)}
+        vacancy = start("vacancy", tmp_path / "v", env=vacancy_env)
+        ticket = start("ticket", tmp_path / "t", env={**env, "VACANCY_URL": vacancy.url})
+        with running(ticket, vacancy):
+            refused = asyncio.run(buy_together_until_full(ticket.url, ledger))
+            assert INITIAL - asyncio.run(available(vacancy.url)) == ledger.sold()
+            resize(disk, "8m")
+            asyncio.run(buy(ticket.url, ledger, 3))  # sales resume: no restart, no hand edit
+            vacancy.kill()
+            revived = start("vacancy", tmp_path / "v", port=vacancy.port, env=vacancy_env)
+            with running(revived):
+                sold = assert_restart_keeps_the_books(ticket, disk, ledger, revived.url)
+                assert revived.stop() == 0
+            assert ticket.stop() == 0
+    report(record_property, "vacancy disk full", refused=refused, sold=sold)

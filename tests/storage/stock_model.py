@@ -45,6 +45,7 @@ class StockModel:
         self.holds: dict[str, ModelHold] = {}
         self.keys: dict[str, tuple[int, int, str]] = {}  # key -> (qty, ttl_ms, hold id)
         self.orders: dict[str, int] = {}  # order id -> qty (sale stores)
+        self.sales: dict[str, tuple[int, str]] = {}  # order id -> (qty, hold id): holds sold at once
 
     def expire(self, now_ms: int) -> None:
         for hold in self.holds.values():
@@ -174,6 +175,48 @@ def machine_for(engine: Engine) -> type[RuleBasedStateMachine]:
         def sweep(self) -> None:
             self.model.expire(self.now_ms())
             self.run(self.store.expire())
+
+        @precondition(lambda self: engine.kind == "stock")
+        @rule(
+            sales=st.lists(
+                st.tuples(
+                    st.integers(1, 6),
+                    st.sampled_from(["c" * 32, "d" * 32, "e" * 32, "f" * 32]),
+                    st.sampled_from([-1000, -2, 2, 3000]),  # ms from now: never on the boundary
+                ),
+                min_size=1,
+                max_size=6,
+            )
+        )
+        def sell_holds(self, sales: list[tuple[int, str, int]]) -> None:
+            """A batch of sales, each answered as it would have been alone, in order."""
+            now = self.now_ms()
+            self.model.expire(now)
+            batch = [(qty, (now + offset) / 1000, f"sale:{order}", order) for qty, order, offset in sales]
+            answers = self.run(self.store.sell_holds(batch))
+            assert len(answers) == len(sales)
+            for (qty, order, offset), answer in zip(sales, answers, strict=True):
+                seen = self.model.sales.get(order)
+                if seen is not None:
+                    if seen[0] != qty:
+                        assert isinstance(answer, IdempotencyConflict), answer
+                    else:
+                        assert isinstance(answer, Hold) and answer.hold_id == seen[1], answer
+                        assert (answer.state, answer.order_id) == (HoldState.CONFIRMED, order)
+                elif offset < 0:
+                    assert isinstance(answer, HoldUnavailable) and answer.state is HoldState.EXPIRED
+                elif qty > self.model.available:
+                    assert isinstance(answer, SoldOut) and answer.remaining == self.model.available
+                else:
+                    assert isinstance(answer, Hold), answer
+                    self.model.available -= qty
+                    self.model.sold += qty
+                    assert (answer.qty, answer.remaining) == (qty, self.model.available)
+                    assert (answer.state, answer.order_id) == (HoldState.CONFIRMED, order)
+                    self.model.holds[answer.hold_id] = ModelHold(
+                        qty, now + offset, HoldState.CONFIRMED, order
+                    )
+                    self.model.sales[order] = (qty, answer.hold_id)
 
         # -- direct changes -----------------------------------------------------------------
 

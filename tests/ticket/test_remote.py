@@ -4,6 +4,7 @@ against a server that answers what Vacancy never would."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +21,7 @@ from ticketsys.domain.errors import (
     SoldOut,
     VacancyUnavailable,
 )
-from ticketsys.domain.models import HoldState
+from ticketsys.domain.models import Hold, HoldState
 from ticketsys.http.client import CLIENTS, ClientOptions
 from ticketsys.http.server import Server, ServerLimits
 from ticketsys.ticket.clients import RemoteVacancyClient
@@ -135,11 +136,55 @@ HOLD = {
     ],
 )
 async def test_an_answer_vacancy_would_never_give_is_unavailability(status: int, body: object) -> None:
+    if isinstance(body, dict) and "store_id" not in body:
+        body = {**body, "store_id": "d" * 24}
+    async with answering(status, body) as client:
+        with pytest.raises(VacancyUnavailable):
+            await client.hold(1, 30.0)
+
+
+SOLD = {**HOLD, "state": "confirmed", "order_id": ORDER}
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        pytest.param(200, {"store_id": "d" * 24, "results": []}, id="fewer results"),
+        pytest.param(
+            200, {"store_id": "d" * 24, "results": [{"status": 201, **SOLD}] * 2}, id="more results"
+        ),
+        pytest.param(200, {"results": [{"status": 201, **SOLD}]}, id="no store id"),
+        pytest.param(200, {"store_id": "d" * 24, "results": {"status": 201}}, id="results not a list"),
+        pytest.param(200, {"store_id": "d" * 24, "results": [SOLD]}, id="a result without status"),
+        pytest.param(
+            200, {"store_id": "d" * 24, "results": [{**SOLD, "status": "201"}]}, id="status a string"
+        ),
+        pytest.param(
+            200, {"store_id": "d" * 24, "results": [{**SOLD, "status": 201, "qty": -1}]}, id="bad hold"
+        ),
+        pytest.param(200, {"store_id": "d" * 24, "results": [None]}, id="a result not an object"),
+        pytest.param(
+            200,
+            {"store_id": "d" * 24, "results": [{"status": 500, "error": "internal_error"}]},
+            id="a sale's 500",
+        ),
+        pytest.param(422, {"error": "invalid_field", "field": "sales"}, id="the batch refused"),
+        pytest.param(201, {**SOLD, "store_id": "d" * 24}, id="a hold, not a batch"),
+    ],
+)
+async def test_a_batch_answer_vacancy_would_never_give_is_unavailability(status: int, body: object) -> None:
+    async with answering(status, body) as client:
+        with pytest.raises(VacancyUnavailable):
+            await client.sell_hold(2, time.time() + 30, ORDER)
+
+
+@asynccontextmanager
+async def answering(status: int, body: object) -> AsyncIterator[RemoteVacancyClient]:
+    """A client of a server that answers every request with ``status`` and ``body``."""
+
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        payload = orjson.dumps(
-            body if not isinstance(body, dict) or "store_id" in body else {**body, "store_id": "d" * 24}
-        )
+        payload = orjson.dumps(body)
         writer.write(
             b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
             % (status, len(payload))
@@ -153,8 +198,49 @@ async def test_an_answer_vacancy_would_never_give_is_unavailability(status: int,
     client = RemoteVacancyClient(lambda: CLIENTS["pool"](ClientOptions(url)), url)
     await client.open()
     try:
-        with pytest.raises(VacancyUnavailable):
-            await client.hold(1, 30.0)
+        yield client
     finally:
         await client.close()
         server.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_the_sales_of_one_tick_leave_together_and_are_answered_each(kind: str) -> None:
+    async with vacancy(kind) as client:
+        assert client._http is not None
+        sent: list[str] = []
+        request = client._http.request
+
+        async def counted(method: str, path: str, *args: object, **kwargs: object) -> object:
+            sent.append(path)
+            return await request(method, path, *args, **kwargs)  # type: ignore[arg-type]
+
+        client._http.request = counted  # type: ignore[method-assign,assignment]
+        soon, past = time.time() + 30, time.time() - 1
+        orders = [f"{i:032x}" for i in range(100)]
+        sales = [(1, soon, orders[i]) for i in range(90)]  # 90 of the 100 tickets
+        sales += [(11, soon, orders[90]), (1, past, orders[91]), (1, soon, orders[0])]
+        sales += [(5, soon, orders[i]) for i in range(93, 100)]  # 10 left: two of these sell
+        answers = await asyncio.gather(*(client.sell_hold(*sale) for sale in sales), return_exceptions=True)
+
+        assert sent == ["/api/v1/sales", "/api/v1/sales"]  # 100 sales: 64 a request
+        holds = [answer for answer in answers if isinstance(answer, Hold)]
+        assert len(holds) == 93  # 90 + the repeat + two of five
+        assert isinstance(answers[90], InvalidQuantity)
+        assert isinstance(answers[91], HoldUnavailable) and answers[91].state == HoldState.EXPIRED
+        assert answers[92] == answers[0]  # the same order id: the same sale, whichever came first
+        assert sum(isinstance(answer, SoldOut) for answer in answers) == 5
+        for (qty, _, order_id), answer in zip(sales, answers, strict=True):
+            if isinstance(answer, Hold):
+                assert (answer.qty, answer.order_id, answer.state) == (qty, order_id, HoldState.CONFIRMED)
+        stock = await client.stock()
+        assert (stock.available, stock.held, stock.sold) == (0, 0, 100)
+
+
+async def test_closing_fails_the_sales_not_sent() -> None:
+    async with vacancy("pool") as client:
+        pending = asyncio.ensure_future(client.sell_hold(1, time.time() + 30, ORDER))
+        await asyncio.sleep(0)  # asked, not sent: the tick has not ended
+        await client.close()
+        with pytest.raises(VacancyUnavailable, match="closed"):
+            await pending

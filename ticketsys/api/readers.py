@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ticketsys.api.schemas import MAX_KEY_LENGTH
+from ticketsys.api.schemas import MAX_KEY_LENGTH, MAX_SALES
 from ticketsys.domain.errors import HoldNotFound
+from ticketsys.domain.models import MAX_STOCK
 from ticketsys.domain.wire import WireError, is_id, parse_rfc3339
+from ticketsys.http import request_id
 from ticketsys.http.errors import HTTPError
 from ticketsys.http.models import Request
 from ticketsys.http.requests import int_field, json_object
@@ -47,6 +49,31 @@ def sale_fields(data: dict[str, Any], max_qty: int) -> tuple[int, float, str] | 
     return qty, expires_at, order_id
 
 
+def read_sales(request: Request) -> tuple[list[tuple[int, float, str]], list[str]]:
+    """``{"sales": [sale, ...]}``, 1 to ``MAX_SALES`` of ``sale_fields``' bodies, checked whole
+    (422), and the request ids they name (a buyer's, which a sale may carry as
+    ``request_id``: kept when it is one, left out otherwise, as ``X-Request-ID`` is). A
+    quantity is bounded here only by the stock's limit: above Vacancy's MAX_QTY, a sale is
+    refused on its own (``VacancyService.sell_holds``), not with the whole batch."""
+    sales = json_object(request).get("sales")
+    if not isinstance(sales, list) or not 1 <= len(sales) <= MAX_SALES:
+        message = f"'sales' must be a list of 1 to {MAX_SALES} sales"
+        raise HTTPError(422, "invalid_field", message, extra={"field": "sales"})
+    read: list[tuple[int, float, str]] = []
+    ids: list[str] = []
+    for item in sales:
+        if not isinstance(item, dict):
+            raise HTTPError(422, "invalid_body", "each sale must be a JSON object")
+        sale = sale_fields(item, MAX_STOCK)
+        if sale is None:
+            raise _order_id_error()
+        read.append(sale)
+        named = item.get("request_id")
+        if isinstance(named, str) and named.isascii() and request_id.accept(named.encode()) is not None:
+            ids.append(named)
+    return read, ids
+
+
 def read_order_id(request: Request) -> str:
     return _order_id(json_object(request))
 
@@ -54,8 +81,12 @@ def read_order_id(request: Request) -> str:
 def _order_id(data: dict[str, Any]) -> str:
     order_id = data.get("order_id")
     if not isinstance(order_id, str) or not is_id(order_id):
-        raise HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
+        raise _order_id_error()
     return order_id
+
+
+def _order_id_error() -> HTTPError:
+    return HTTPError(422, "invalid_field", "'order_id' must be an order id", extra={"field": "order_id"})
 
 
 def idempotency_key(request: Request) -> str | None:

@@ -151,6 +151,8 @@ def log_access(request: Request, response: Response, elapsed: float) -> None:
         "duration_ms": round(elapsed * 1000, 3),
         "peer": f"{peer[0]}:{peer[1]}" if peer else "-",
     }
+    if request.log_fields:
+        fields.update(request.log_fields)
     access_log.info(
         '%s "%s %s" %d %.3fms',
         fields["peer"],

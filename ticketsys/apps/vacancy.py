@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ticketsys.apps import configs
 from ticketsys.apps.common import assemble, store_ready
+from ticketsys.apps.errors import ERRORS
 from ticketsys.apps.status import store_status
 from ticketsys.apps.stores import STOCK_FILE, stock_store
 from ticketsys.apps.telemetry import Telemetry, stock_gauge, store_timer
@@ -23,7 +24,7 @@ def build_vacancy(settings: Settings) -> App:
     return assemble(
         "vacancy",
         mode,
-        vacancy_routes(service, token=token),
+        vacancy_routes(service, token=token, errors=ERRORS),
         settings,
         ready=store_ready(stock.ping),
         on_startup=[stock.open],

@@ -88,3 +88,8 @@ class StoreUnavailable(TicketsysError):
         super().__init__(reason)
         self.reason = reason
         self.unsent = unsent
+
+
+# What a sale of a hold may be refused with (``StockStore.sell_hold``), each an answer to that
+# sale alone: a batch of sales goes on past them.
+SALE_REFUSALS = (SoldOut, HoldUnavailable, IdempotencyConflict)

@@ -101,6 +101,12 @@ class StockStore(Protocol):
         This is a purchase across processes in one round trip (ticket/checkout.py)."""
         ...
 
+    async def sell_holds(self, sales: list[tuple[int, float, str, str]]) -> list[Hold | Exception]:
+        """``sell_hold(qty, expires_at, key, order_id)`` for each of ``sales``, in order, each
+        answered on its own: its hold, or the error that call would have raised. The sales
+        commit together: if the commit fails, each fails with its ``StoreUnavailable``."""
+        ...
+
     async def get_hold(self, hold_id: str) -> Hold: ...
 
     async def confirm(self, hold_id: str, order_id: str) -> Hold:

@@ -114,10 +114,9 @@ class App:
         return record
 
     def error_response(self, exc: Exception, request: Request) -> Response:
-        for kind in type(exc).__mro__:
-            translate = self.errors.get(kind)
-            if translate is not None:
-                return error_response(translate(exc))
+        error = translate(self.errors, exc)
+        if error is not None:
+            return error_response(error)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return INTERNAL_ERROR
 
@@ -187,6 +186,17 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.title!r} routes={len(self.router.routes)} started={self.started}>"
+
+
+def translate(errors: ErrorTable, exc: BaseException) -> HTTPError | None:
+    """The answer ``errors`` gives ``exc`` (by its class or the nearest base), None for a bug."""
+    if isinstance(exc, HTTPError):
+        return exc
+    for kind in type(exc).__mro__:
+        translated = errors.get(kind)
+        if translated is not None:
+            return translated(exc)
+    return None
 
 
 def _ignore(seconds: float) -> None:

@@ -36,9 +36,13 @@ class HTTPError(Exception):
         return f"<HTTPError {self.status} {self.code}: {self.message}>"
 
 
+def error_payload(error: HTTPError) -> dict[str, object]:
+    """The JSON object every error answer carries."""
+    return {"success": False, "error": error.code, "message": error.message, **error.extra}
+
+
 def error_response(error: HTTPError) -> Response:
-    payload = {"success": False, "error": error.code, "message": error.message, **error.extra}
-    return Response(error.status, orjson.dumps(payload), JSON, error.headers)
+    return Response(error.status, orjson.dumps(error_payload(error)), JSON, error.headers)
 
 
 def payload_too_large(limit: int) -> HTTPError:
@@ -47,4 +51,5 @@ def payload_too_large(limit: int) -> HTTPError:
 
 # The answer to a bug, wherever it is caught (the app's catch-all, or the server's last resort
 # for an app that raised): no detail of it, and never a traceback, goes on the wire.
-INTERNAL_ERROR = error_response(HTTPError(500, "internal_error", "internal server error"))
+INTERNAL = HTTPError(500, "internal_error", "internal server error")
+INTERNAL_ERROR = error_response(INTERNAL)

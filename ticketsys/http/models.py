@@ -27,6 +27,7 @@ class Request:
         "client",
         "headers",
         "id_header",
+        "log_fields",
         "method",
         "path",
         "path_params",
@@ -58,6 +59,8 @@ class Request:
         # The template of the route that matched ("/api/v1/holds/{hold_id}"), set by the app
         # when one did: what a metric is labelled by, without matching the path again.
         self.route: str | None = None
+        # What the handler adds to the request's access-log line (a batch: its sales' ids).
+        self.log_fields: dict[str, Any] | None = None
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a header; ``name`` must be lower-case."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ticketsys.domain.errors import (
+    SALE_REFUSALS,
     HoldNotFound,
     HoldUnavailable,
     IdempotencyConflict,
@@ -100,6 +101,18 @@ class MemoryStock:
         return hold
 
     async def sell_hold(self, qty: int, expires_at: float, key: str, order_id: str) -> Hold:
+        return self._sell_hold(qty, expires_at, key, order_id)
+
+    async def sell_holds(self, sales: list[tuple[int, float, str, str]]) -> list[Hold | Exception]:
+        results: list[Hold | Exception] = []
+        for sale in sales:
+            try:
+                results.append(self._sell_hold(*sale))
+            except SALE_REFUSALS as exc:
+                results.append(exc)
+        return results
+
+    def _sell_hold(self, qty: int, expires_at: float, key: str, order_id: str) -> Hold:
         now = self._clock()
         self._expire_due(now)
         seen = self._keys.get(key, now)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ticketsys.api import readers, schemas
 from ticketsys.domain.errors import SoldOut
-from ticketsys.domain.models import MAX_STOCK
+from ticketsys.domain.models import MAX_STOCK, Hold
 from ticketsys.domain.wire import hold_json, stock_json
+from ticketsys.http.application import ErrorTable, translate
 from ticketsys.http.auth import require_bearer
-from ticketsys.http.errors import HTTPError
+from ticketsys.http.errors import INTERNAL, HTTPError, error_payload
 from ticketsys.http.models import Request, Response
 from ticketsys.http.requests import json_object
 from ticketsys.http.responses import json_response
 from ticketsys.http.routing import Route
 from ticketsys.vacancy.service import VacancyService
+
+log = logging.getLogger("ticketsys.vacancy")
 
 _BODY_ERRORS = {status: schemas.ERROR for status in (400, 401, 413, 415, 422)}
 _HOLD_ERRORS = {401: schemas.ERROR, 404: schemas.ERROR, 409: schemas.ERROR}
@@ -25,12 +29,18 @@ def _change(remaining: int, success: bool = True) -> Response:
 
 
 def vacancy_routes(
-    service: VacancyService, *, internal: bool = True, token: str | None = None
+    service: VacancyService,
+    *,
+    internal: bool = True,
+    token: str | None = None,
+    errors: ErrorTable | None = None,
 ) -> list[Route]:
-    """``internal`` adds the stock, holds, reserve, release and restock endpoints that only
-    Ticket and operators call (never on the monolith's public surface). With ``token``, they
-    require it as a bearer token; restock always requires one."""
+    """``internal`` adds the stock, holds, sales, reserve, release and restock endpoints that
+    only Ticket and operators call (never on the monolith's public surface). With ``token``,
+    they require it as a bearer token; restock always requires one. ``errors``: the app's
+    table, for the answers of each sale in a batch."""
     secret = token.encode() if token else None
+    table: ErrorTable = errors or {}
 
     def authorise(request: Request) -> None:
         if secret is not None:
@@ -53,6 +63,25 @@ def vacancy_routes(
         else:
             hold = await service.sell_hold(*sale)
         return json_response({**hold_json(hold), "store_id": service.store_id}, 201)
+
+    async def sell(request: Request) -> Response:
+        """A batch of sales (Ticket's purchases of one tick): one request, one commit, each
+        sale answered in its place as ``create_hold`` would have answered it alone."""
+        authorise(request)
+        sales, ids = readers.read_sales(request)
+        if ids:  # whose purchases these are, on the batch's access-log line
+            request.log_fields = {"request_ids": ids}
+        answers = await service.sell_holds(sales)
+        return json_response({"store_id": service.store_id, "results": [sale_result(a) for a in answers]})
+
+    def sale_result(answer: Hold | Exception) -> dict[str, Any]:
+        if isinstance(answer, Hold):
+            return {"status": 201, **hold_json(answer)}
+        error = translate(table, answer)
+        if error is None:
+            log.error("a sale failed", exc_info=answer)
+            error = INTERNAL
+        return {"status": error.status, **error_payload(error)}
 
     async def get_hold(request: Request) -> Response:
         authorise(request)
@@ -121,6 +150,17 @@ def vacancy_routes(
             request_schema=schemas.sale_body(service.max_qty, service.holds.max_ttl),
             responses={201: schemas.VACANCY_HOLD, 409: schemas.ERROR, **_BODY_ERRORS},
             parameters=(schemas.IDEMPOTENCY_KEY,),
+            **internal_call,
+        ),
+        Route(
+            "/api/v1/sales",
+            frozenset({"POST"}),
+            sell,
+            name="sell",
+            summary="Sell holds at once to orders, up to 64 in one request, committed together, each "
+            "answered on its own (internal: Ticket's purchases of one event-loop tick)",
+            request_schema=schemas.sales_body(),
+            responses={200: schemas.SALES, **_BODY_ERRORS},
             **internal_call,
         ),
         Route(

@@ -3,8 +3,14 @@ transport and whatever the store."""
 
 from __future__ import annotations
 
+from ticketsys.domain.errors import InvalidQuantity
 from ticketsys.domain.interfaces import StockStore
 from ticketsys.domain.models import DEFAULT_HOLDS, MAX_STOCK, Hold, HoldRules, Stock, check_quantity
+
+
+def _sale_key(order_id: str) -> str:
+    # Order ids are unguessable and never made twice: the order id is the sale's key.
+    return f"sale:{order_id}"
 
 
 class VacancyService:
@@ -28,9 +34,22 @@ class VacancyService:
         return await self.stock_store.hold(qty, seconds, key, f"qty={qty}:ttl={seconds:g}")
 
     async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
-        # Order ids are unguessable and never made twice: the order id is the sale's key.
         qty = check_quantity(qty, self.max_qty)
-        return await self.stock_store.sell_hold(qty, expires_at, f"sale:{order_id}", order_id)
+        return await self.stock_store.sell_hold(qty, expires_at, _sale_key(order_id), order_id)
+
+    async def sell_holds(self, sales: list[tuple[int, float, str]]) -> list[Hold | Exception]:
+        """``sell_hold`` for each ``(qty, expires_at, order_id)``, committed together, each
+        answered on its own (its hold, or its error)."""
+        results: list[Hold | Exception | None] = []  # None: the store answers it
+        valid: list[tuple[int, float, str, str]] = []
+        for qty, expires_at, order_id in sales:
+            try:
+                valid.append((check_quantity(qty, self.max_qty), expires_at, _sale_key(order_id), order_id))
+                results.append(None)
+            except InvalidQuantity as exc:
+                results.append(exc)
+        sold = iter(await self.stock_store.sell_holds(valid) if valid else ())
+        return [next(sold) if result is None else result for result in results]
 
     async def get_hold(self, hold_id: str) -> Hold:
         return await self.stock_store.get_hold(hold_id)

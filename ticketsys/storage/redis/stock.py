@@ -384,6 +384,14 @@ class RedisStock:
             raise HoldUnavailable("", HoldState.EXPIRED)
         return _hold(reply, hold_id)
 
+    async def sell_holds(self, sales: list[tuple[int, float, str, str]]) -> list[Hold | Exception]:
+        # Called in one tick, the scripts leave in one pipeline (ticks.py): one round trip.
+        answers = await asyncio.gather(*(self.sell_hold(*sale) for sale in sales), return_exceptions=True)
+        for answer in answers:
+            if not isinstance(answer, Hold | Exception):  # a cancellation: not an answer
+                raise answer
+        return answers  # type: ignore[return-value]  # checked above
+
     async def confirm(self, hold_id: str, order_id: str) -> Hold:
         if not is_id(hold_id):
             raise HoldNotFound(hold_id)

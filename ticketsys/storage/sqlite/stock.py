@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ticketsys.domain.errors import HoldNotFound, HoldUnavailable, InvalidQuantity, OverRelease, SoldOut
+from ticketsys.domain.errors import (
+    SALE_REFUSALS,
+    HoldNotFound,
+    HoldUnavailable,
+    InvalidQuantity,
+    OverRelease,
+    SoldOut,
+    StoreUnavailable,
+)
 from ticketsys.domain.models import MAX_STOCK, Hold, HoldState, Stock, sale_fingerprint
 from ticketsys.storage.sqlite.database import Database, Identity
 from ticketsys.storage.sqlite.ids import IdCodec, matches
@@ -137,6 +145,23 @@ class SqliteStock:
         hold = self._sell_hold(qty, round(expires_at * 1000), key, order_id, self._now())
         await self._db.flush()
         return hold
+
+    async def sell_holds(self, sales: list[tuple[int, float, str, str]]) -> list[Hold | Exception]:
+        await self._db.ready()
+        now = self._now()
+        results: list[Hold | Exception] = []
+        for qty, expires_at, key, order_id in sales:
+            try:
+                results.append(self._sell_hold(qty, round(expires_at * 1000), key, order_id, now))
+            except SALE_REFUSALS as exc:
+                results.append(exc)
+            except StoreUnavailable as exc:  # the transaction is gone, and the sales made in it
+                return [exc] * len(sales)
+        try:
+            await self._db.flush()
+        except StoreUnavailable as exc:
+            return [exc] * len(sales)
+        return results
 
     def _sell_hold(self, qty: int, expires: int, key: str, order_id: str, now: int) -> Hold:
         self._expire_due(now)

@@ -12,16 +12,31 @@ buyer's own retry is safe, and waiting twice would break the promise of a prompt
 
 Vacancy's identity: every answer that makes a hold names Vacancy's store; if it ever differs
 from the one this client first saw (a Vacancy restarted on another store), the call fails.
+
+Purchases batch. The ``sell_hold`` calls made in one event-loop tick leave as one
+``POST /api/v1/sales`` (up to ``MAX_SALES`` a request): one request for Vacancy to parse,
+route, check and answer, one commit of its store, instead of one of each per purchase. Each
+sale is still answered on its own (its hold, or the error it alone would have met: sold out,
+too late). What befalls the request befalls each of its sales, as it would have befallen each
+sent alone: a timeout is a ``VacancyUnavailable`` for each within ``VACANCY_TIMEOUT``; a
+connection lost after the request was written leaves each "maybe sold", which is safe to
+repeat anywhere, since every sale is keyed by its order id (so the request is idempotent, and
+``Replicas`` may send it to another Vacancy); the settler repeats those Ticket did not hear of.
+The batch is no buyer's request: each sale names its buyer's request id in the body, and
+Vacancy's access-log line for the batch lists them (``request_ids``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
 
+from ticketsys.api.schemas import MAX_SALES
 from ticketsys.domain.errors import (
     HoldNotFound,
     HoldUnavailable,
@@ -40,6 +55,8 @@ log = logging.getLogger("ticketsys.ticket")
 
 T = TypeVar("T")
 
+Sale = tuple[dict[str, Any], "asyncio.Future[Hold]"]  # a sale's JSON, and who waits for its hold
+
 
 class RemoteVacancyClient:
     def __init__(self, connect: Callable[[], HttpClient], url: str) -> None:
@@ -48,14 +65,26 @@ class RemoteVacancyClient:
         self.url = url
         self._http: HttpClient | None = None
         self._store: str | None = None  # Vacancy's store id, once seen
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sales: list[Sale] = []  # asked for in this tick
+        self._sales_handle: asyncio.Handle | None = None
+        self._selling: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._http = self._connect()
 
     async def close(self) -> None:
+        if self._sales_handle is not None:
+            self._sales_handle.cancel()
+            self._sales_handle = None
+        sales, self._sales = self._sales, []
+        self._fail(sales, VacancyUnavailable("vacancy client is closed"))
         if self._http is not None:
             http, self._http = self._http, None
-            await http.aclose()
+            await http.aclose()  # fails the batches in flight
+        if self._selling:
+            await asyncio.gather(*self._selling, return_exceptions=True)
 
     async def available(self) -> int:
         return self._parsed(await self._call("GET", "/api/v1/available"), lambda b: count(b, "available"))
@@ -75,10 +104,73 @@ class RemoteVacancyClient:
         return self._parsed(body, parse_hold)
 
     async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
+        """Sold in one request with the other sales of this tick (see the module docstring)."""
+        loop = self._loop
+        if self._http is None or loop is None:
+            raise VacancyUnavailable("vacancy client is not open")
+        future: asyncio.Future[Hold] = loop.create_future()
         sale = {"qty": qty, "expires_at": rfc3339(expires_at), "order_id": order_id}
-        body = await self._call("POST", "/api/v1/holds", sale, created=True)
-        self._check_store(body)
-        return self._parsed(body, parse_hold)
+        line = request_id.line()
+        if line:  # the buyer's id goes along, for Vacancy's log of the batch
+            sale["request_id"] = request_id.id_of(line).decode("ascii")
+        self._sales.append((sale, future))
+        if self._sales_handle is None:
+            # Run outside any buyer's context: the batch is no buyer's request.
+            self._sales_handle = loop.call_soon(self._send_sales, context=contextvars.Context())
+        return await future
+
+    def _send_sales(self) -> None:
+        self._sales_handle = None
+        sales = [sale for sale in self._sales if not sale[1].done()]  # a cancelled one is never sent
+        self._sales = []
+        assert self._loop is not None
+        for start in range(0, len(sales), MAX_SALES):
+            task = self._loop.create_task(self._sell(sales[start : start + MAX_SALES]))
+            self._selling.add(task)
+            task.add_done_callback(self._selling.discard)
+
+    async def _sell(self, sales: list[Sale]) -> None:
+        try:
+            status, body = await self._exchange(
+                "POST", "/api/v1/sales", {"sales": [sale for sale, _ in sales]}
+            )
+            if status != 200:
+                log.warning("vacancy answered %d %s to a batch of sales", status, body.get("error"))
+                raise VacancyUnavailable(f"vacancy answered {status} to a batch of sales")
+            self._check_store(body)
+            results = body.get("results")
+            if not isinstance(results, list) or len(results) != len(sales):
+                log.warning(
+                    "vacancy answered a batch of %d sales with no list of as many results", len(sales)
+                )
+                raise VacancyUnavailable("vacancy answered a malformed batch of sales")
+        except VacancyUnavailable as exc:
+            self._fail(sales, exc)
+            return
+        for (_, future), result in zip(sales, results, strict=True):
+            if future.done():
+                continue
+            try:
+                future.set_result(self._sold(result))
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def _sold(self, result: object) -> Hold:
+        """One sale's answer in a batch: its hold, or the error it stands for."""
+        status = result.get("status") if isinstance(result, dict) else None
+        if type(status) is not int:
+            log.warning("vacancy answered a sale with no status: %r", result)
+            raise VacancyUnavailable("vacancy answered a malformed sale")
+        assert isinstance(result, dict)
+        if status == 201:
+            return self._parsed(result, parse_hold)
+        raise self._refusal(status, result, None)
+
+    @staticmethod
+    def _fail(sales: list[Sale], error: Exception) -> None:
+        for _, future in sales:
+            if not future.done():
+                future.set_exception(error)
 
     async def get_hold(self, hold_id: str) -> Hold:
         return self._parsed(await self._call("GET", f"/api/v1/holds/{hold_id}"), parse_hold)
@@ -124,16 +216,22 @@ class RemoteVacancyClient:
         *,
         created: bool = False,
     ) -> dict[str, Any]:
+        status, payload = await self._exchange(method, path, body, key)
+        if status == (201 if created else 200):
+            return payload
+        raise self._refusal(status, payload, key)
+
+    async def _exchange(
+        self, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """The answer's status and JSON object; ``VacancyUnavailable`` if there is none."""
         if self._http is None:
             raise VacancyUnavailable("vacancy client is not open")
         content = None if body is None else orjson.dumps(body)
         headers = (("idempotency-key", key),) if key is not None else ()
-        # Only making a plain hold without a key may not be repeated (it would hold twice,
-        # until the first expires); every other call is idempotent (a sale is keyed by its
-        # order id).
-        idempotent = not (
-            method == "POST" and path == "/api/v1/holds" and key is None and "order_id" not in (body or {})
-        )
+        # Only making a hold without a key may not be repeated (it would hold twice, until the
+        # first expires); every other call is idempotent (each sale is keyed by its order id).
+        idempotent = not (method == "POST" and path == "/api/v1/holds" and key is None)
         try:
             # The buyer's request id goes along, so Vacancy's log lines for this call carry it too.
             response = await self._http.request(
@@ -150,9 +248,7 @@ class RemoteVacancyClient:
         if not isinstance(payload, dict):
             log.warning("vacancy answered %d with a body that is not a JSON object", response.status)
             raise VacancyUnavailable(f"vacancy answered {response.status} with a malformed body")
-        if response.status == (201 if created else 200):
-            return payload
-        raise self._refusal(response.status, payload, key)
+        return response.status, payload
 
     def _refusal(self, status: int, payload: dict[str, Any], key: str | None) -> Exception:
         """Vacancy's error answers, as the business errors they stand for."""
