@@ -14,23 +14,28 @@ not see: a loopback send or receive costs ~2-5 us here, ten times a JSON decode)
     .venv/bin/python benchmarks/hop_cost.py --cases before pool-8
 
 Cases: ``before`` is the pool of before issue 13 (benchmarks/pool_before.py), ``pool-D`` the
-current pool pipelining at most D requests a connection.
+current pool pipelining at most D requests a connection, each hold one request;
+``sale-alone`` a purchase's hop before the batches (each sale its own ``POST /api/v1/holds``,
+pipelined at depth 8), ``sales`` as it is now: ``sell_hold``, a burst's sales in one
+``POST /api/v1/sales``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CASES = ["before", "pool-1", "pool-4", "pool-8", "pool-16"]
+CASES = ["before", "pool-1", "pool-4", "pool-8", "pool-16", "sale-alone", "sales"]
 SHORT, LONG = 20, 120  # bursts in the two callgrind runs
 WARMUP = 10  # bursts before counting: connections opened, caches warm
 SENDS = ("write", "writev", "sendto", "sendmsg")
@@ -43,6 +48,7 @@ async def inner(case: str, bursts: int, burst: int) -> None:
     from benchmarks.pool_before import BeforePool
     from ticketsys.apps.vacancy import build_vacancy
     from ticketsys.config import MEMORY, Settings
+    from ticketsys.domain.wire import parse_hold, rfc3339
     from ticketsys.http.client import ClientOptions, HttpClient, HttpPool
     from ticketsys.http.server import Server
     from ticketsys.ticket.clients import RemoteVacancyClient
@@ -51,13 +57,22 @@ async def inner(case: str, bursts: int, burst: int) -> None:
     server = Server(build_vacancy(settings), "127.0.0.1", 0)
     await server.start()
     url = f"http://127.0.0.1:{server.port}"
-    depth = int(case.split("-")[1]) if case.startswith("pool") else 1
+    depth = int(case.split("-")[1]) if case.startswith("pool") else 8
     options = ClientOptions(url, read_timeout=30.0, connect_timeout=30.0, max_pipeline=depth)
     http: HttpClient = BeforePool(options) if case == "before" else HttpPool(options)
     vacancy = RemoteVacancyClient(lambda: http, url)
     await vacancy.open()
+    orders = (f"{n:032x}" for n in itertools.count())
     for _ in range(WARMUP + bursts):
-        holds = await asyncio.gather(*(vacancy.hold(1, 60.0) for _ in range(burst)))
+        soon = time.time() + 60
+        if case == "sales":
+            holds = await asyncio.gather(*(vacancy.sell_hold(1, soon, next(orders)) for _ in range(burst)))
+        elif case == "sale-alone":
+            sales = [{"qty": 1, "expires_at": rfc3339(soon), "order_id": next(orders)} for _ in range(burst)]
+            posts = (vacancy._call("POST", "/api/v1/holds", sale, created=True) for sale in sales)
+            holds = [parse_hold(body) for body in await asyncio.gather(*posts)]
+        else:
+            holds = await asyncio.gather(*(vacancy.hold(1, 60.0) for _ in range(burst)))
         assert len(holds) == burst
     await http.aclose()
     await server.shutdown()

@@ -242,5 +242,18 @@ async def test_closing_fails_the_sales_not_sent() -> None:
         pending = asyncio.ensure_future(client.sell_hold(1, time.time() + 30, ORDER))
         await asyncio.sleep(0)  # asked, not sent: the tick has not ended
         await client.close()
-        with pytest.raises(VacancyUnavailable, match="closed"):
+        with pytest.raises(VacancyUnavailable, match="not open"):
             await pending
+
+
+async def test_a_cancelled_batch_fails_the_sales_that_joined_it() -> None:
+    async with vacancy("pool") as client:
+        leader = asyncio.ensure_future(client.sell_hold(1, time.time() + 30, ORDER))
+        joined = asyncio.ensure_future(client.sell_hold(1, time.time() + 30, "cd" * 16))
+        await asyncio.sleep(0)  # both asked: the first leads, the second joined its batch
+        leader.cancel()
+        with pytest.raises(VacancyUnavailable, match="cancelled"):
+            await joined
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        assert (await client.stock()).sold == 0  # never sent

@@ -22,14 +22,13 @@ sent alone: a timeout is a ``VacancyUnavailable`` for each within ``VACANCY_TIME
 connection lost after the request was written leaves each "maybe sold", which is safe to
 repeat anywhere, since every sale is keyed by its order id (so the request is idempotent, and
 ``Replicas`` may send it to another Vacancy); the settler repeats those Ticket did not hear of.
-The batch is no buyer's request: each sale names its buyer's request id in the body, and
-Vacancy's access-log line for the batch lists them (``request_ids``).
+The batch goes with the request id of the purchase that sent it; each sale names its own
+buyer's in the body, and Vacancy's access-log line for the batch lists them (``request_ids``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -55,7 +54,7 @@ log = logging.getLogger("ticketsys.ticket")
 
 T = TypeVar("T")
 
-Sale = tuple[dict[str, Any], "asyncio.Future[Hold]"]  # a sale's JSON, and who waits for its hold
+Sale = tuple[dict[str, Any], "asyncio.Future[Hold]"]  # a sale's JSON, and its answer
 
 
 class RemoteVacancyClient:
@@ -66,25 +65,17 @@ class RemoteVacancyClient:
         self._http: HttpClient | None = None
         self._store: str | None = None  # Vacancy's store id, once seen
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sales: list[Sale] = []  # asked for in this tick
-        self._sales_handle: asyncio.Handle | None = None
-        self._selling: set[asyncio.Task[None]] = set()
+        self._gathering: list[Sale] | None = None  # the batch this tick's sales join
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._http = self._connect()
 
     async def close(self) -> None:
-        if self._sales_handle is not None:
-            self._sales_handle.cancel()
-            self._sales_handle = None
-        sales, self._sales = self._sales, []
-        self._fail(sales, VacancyUnavailable("vacancy client is closed"))
+        # A batch gathering or in flight fails as its request does: the client is closed.
         if self._http is not None:
             http, self._http = self._http, None
-            await http.aclose()  # fails the batches in flight
-        if self._selling:
-            await asyncio.gather(*self._selling, return_exceptions=True)
+            await http.aclose()
 
     async def available(self) -> int:
         return self._parsed(await self._call("GET", "/api/v1/available"), lambda b: count(b, "available"))
@@ -104,7 +95,10 @@ class RemoteVacancyClient:
         return self._parsed(body, parse_hold)
 
     async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
-        """Sold in one request with the other sales of this tick (see the module docstring)."""
+        """Sold in one request with the other sales of this tick (see the module docstring).
+        The first sale of a tick leads: it yields once, while the others join its batch,
+        then sends the batch itself and hands each its answer (no task, no extra loop
+        iteration for a batch of one; measured in benchmarks/README.md, "Batches")."""
         loop = self._loop
         if self._http is None or loop is None:
             raise VacancyUnavailable("vacancy client is not open")
@@ -113,23 +107,26 @@ class RemoteVacancyClient:
         line = request_id.line()
         if line:  # the buyer's id goes along, for Vacancy's log of the batch
             sale["request_id"] = request_id.id_of(line).decode("ascii")
-        self._sales.append((sale, future))
-        if self._sales_handle is None:
-            # Run outside any buyer's context: the batch is no buyer's request.
-            self._sales_handle = loop.call_soon(self._send_sales, context=contextvars.Context())
-        return await future
+        batch = self._gathering
+        if batch is not None and len(batch) < MAX_SALES:
+            batch.append((sale, future))
+            return await future
+        batch = self._gathering = [(sale, future)]
+        try:
+            await asyncio.sleep(0)  # the other purchases of this tick join the batch
+            if self._gathering is batch:
+                self._gathering = None
+            await self._sell(batch)
+        except BaseException:  # cancelled: the others must not wait for an answer never read
+            if self._gathering is batch:
+                self._gathering = None
+            future.cancel()
+            self._fail(batch, VacancyUnavailable("the purchase that sent this batch was cancelled"))
+            raise
+        return future.result()
 
-    def _send_sales(self) -> None:
-        self._sales_handle = None
-        sales = [sale for sale in self._sales if not sale[1].done()]  # a cancelled one is never sent
-        self._sales = []
-        assert self._loop is not None
-        for start in range(0, len(sales), MAX_SALES):
-            task = self._loop.create_task(self._sell(sales[start : start + MAX_SALES]))
-            self._selling.add(task)
-            task.add_done_callback(self._selling.discard)
-
-    async def _sell(self, sales: list[Sale]) -> None:
+    async def _sell(self, batch: list[Sale]) -> None:
+        sales = [sale for sale in batch if not sale[1].done()]  # one cancelled is not sent
         try:
             status, body = await self._exchange(
                 "POST", "/api/v1/sales", {"sales": [sale for sale, _ in sales]}
