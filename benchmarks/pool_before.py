@@ -130,6 +130,7 @@ class BeforePool:
         *,
         idempotent: bool = False,
         lines: bytes = b"",
+        gathered: bool = False,
     ) -> ClientResponse:
         conn = await self._acquire()
         try:

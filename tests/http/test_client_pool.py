@@ -422,3 +422,29 @@ def test_a_cancelled_request_in_flight_leaves_the_pipeline_in_order() -> None:
         await p.aclose()
 
     run(test)
+
+
+def test_a_gathered_request_is_written_at_once_not_at_the_ticks_end() -> None:
+    async def test() -> None:
+        net = FakeNetwork()
+        p = pool(net)
+        [warm] = start(p, "/warm")
+        await ticks()
+        [transport] = net.transports
+        transport.protocol.data_received(answer(1))
+        await warm  # the connection is idle now
+        plain = asyncio.ensure_future(p.request("GET", "/plain"))
+        await asyncio.sleep(0)  # its task has run: queued until the tick's end
+        assert transport.paths() == ["/warm"]
+        await ticks()
+        assert transport.paths() == ["/warm", "/plain"]
+        transport.protocol.data_received(answer(2))
+        await plain
+        gathered = asyncio.ensure_future(p.request("POST", "/batch", b"{}", gathered=True))
+        await asyncio.sleep(0)  # its task has run: written already
+        assert transport.paths() == ["/warm", "/plain", "/batch"]
+        transport.protocol.data_received(answer(3))
+        assert (await gathered).body == b'{"n":3}'
+        await p.aclose()
+
+    run(test)

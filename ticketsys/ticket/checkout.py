@@ -187,7 +187,8 @@ class HoldCheckout:
                 if order is not None:
                     return order
                 # void: nothing was sold to it; buy anew (``add`` rebinds the key)
-        await self._check_peer()
+        if not self._peer_checked:  # checked once, not a coroutine call every purchase
+            await self._check_peer()
         expires_at = round(self._clock() + self.purchase_ttl, 3)
         record = await self.orders.add(qty, key, fingerprint, expires_at=expires_at)
         try:  # ``record`` is another process's if it recorded this key's order first
@@ -201,7 +202,8 @@ class HoldCheckout:
     async def _purchase_directly(
         self, direct: DirectSale, qty: int, key: str | None, fingerprint: str
     ) -> Order:
-        await self._check_peer()
+        if not self._peer_checked:
+            await self._check_peer()
         for _ in range(2):  # again only if the key's pending order turned out void: buy anew
             began = perf_counter()
             try:

@@ -42,6 +42,7 @@ class HttpxClient:
         *,
         idempotent: bool = False,
         lines: bytes = b"",
+        gathered: bool = False,  # httpx writes each request at once anyway
     ) -> ClientResponse:
         httpx = self._httpx
         sent = dict(headers)

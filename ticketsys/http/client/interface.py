@@ -72,11 +72,13 @@ class HttpClient(Protocol):
         *,
         idempotent: bool = False,
         lines: bytes = b"",
+        gathered: bool = False,
     ) -> ClientResponse:
         """Send one request and read its whole response. Raises ``ClientError`` only.
         ``idempotent``: the request may be repeated if its reply was lost. ``lines``: header
         lines rendered already, sent as they are (the caller vouches for them: a request id's
-        line, validated when it arrived)."""
+        line, validated when it arrived). ``gathered``: the caller has gathered the tick's
+        work into it already (a batch): written now, not at the tick's end with the others."""
         ...
 
     async def aclose(self) -> None:

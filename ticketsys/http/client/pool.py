@@ -106,6 +106,7 @@ class HttpPool:
         *,
         idempotent: bool = False,
         lines: bytes = b"",
+        gathered: bool = False,
     ) -> ClientResponse:
         if self._closed:
             raise ConnectError("client is closed")
@@ -115,7 +116,11 @@ class HttpPool:
         future: asyncio.Future[ClientResponse] = loop.create_future()
         data = render_request(method, path, self._fixed, body, headers, lines)
         self._waiting.append(Exchange(data, future, loop.time() + self.options.connect_timeout))
-        if self._flush_handle is None:
+        if gathered:  # waiting for the tick's end would cost a loop iteration and gather nothing
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+        elif self._flush_handle is None:
             self._flush_handle = loop.call_soon(self._flush)
         return await future
 

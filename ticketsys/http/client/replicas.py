@@ -58,6 +58,7 @@ class Replicas:
         *,
         idempotent: bool = False,
         lines: bytes = b"",
+        gathered: bool = False,
     ) -> ClientResponse:
         order = self._order()
         if idempotent and len(order) == 1:
@@ -67,7 +68,7 @@ class Replicas:
         for index in order:
             try:
                 response = await self.clients[index].request(
-                    method, path, body, headers, idempotent=idempotent, lines=lines
+                    method, path, body, headers, idempotent=idempotent, lines=lines, gathered=gathered
                 )
             except ConnectError as exc:  # never sent: the next replica may have it
                 if self._closed:

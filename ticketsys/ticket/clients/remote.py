@@ -128,9 +128,8 @@ class RemoteVacancyClient:
     async def _sell(self, batch: list[Sale]) -> None:
         sales = [sale for sale in batch if not sale[1].done()]  # one cancelled is not sent
         try:
-            status, body = await self._exchange(
-                "POST", "/api/v1/sales", {"sales": [sale for sale, _ in sales]}
-            )
+            asked = {"sales": [sale for sale, _ in sales]}
+            status, body = await self._exchange("POST", "/api/v1/sales", asked, gathered=True)
             if status != 200:
                 log.warning("vacancy answered %d %s to a batch of sales", status, body.get("error"))
                 raise VacancyUnavailable(f"vacancy answered {status} to a batch of sales")
@@ -219,9 +218,16 @@ class RemoteVacancyClient:
         raise self._refusal(status, payload, key)
 
     async def _exchange(
-        self, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        key: str | None = None,
+        *,
+        gathered: bool = False,
     ) -> tuple[int, dict[str, Any]]:
-        """The answer's status and JSON object; ``VacancyUnavailable`` if there is none."""
+        """The answer's status and JSON object; ``VacancyUnavailable`` if there is none.
+        ``gathered``: a batch, written at once (see ``HttpClient.request``)."""
         if self._http is None:
             raise VacancyUnavailable("vacancy client is not open")
         content = None if body is None else orjson.dumps(body)
@@ -232,7 +238,13 @@ class RemoteVacancyClient:
         try:
             # The buyer's request id goes along, so Vacancy's log lines for this call carry it too.
             response = await self._http.request(
-                method, path, content, headers, idempotent=idempotent, lines=request_id.line()
+                method,
+                path,
+                content,
+                headers,
+                idempotent=idempotent,
+                lines=request_id.line(),
+                gathered=gathered,
             )
         except ClientTimeout as exc:
             raise VacancyUnavailable(f"vacancy did not answer in time: {exc}") from exc
