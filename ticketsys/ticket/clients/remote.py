@@ -97,8 +97,8 @@ class RemoteVacancyClient:
     async def sell_hold(self, qty: int, expires_at: float, order_id: str) -> Hold:
         """Sold in one request with the other sales of this tick (see the module docstring).
         The first sale of a tick leads: it yields once, while the others join its batch,
-        then sends the batch itself and hands each its answer (no task, no extra loop
-        iteration for a batch of one; measured in benchmarks/README.md, "Batches")."""
+        then sends the batch itself and hands each its answer (no task to schedule: measured
+        in benchmarks/README.md, "Batches")."""
         loop = self._loop
         if self._http is None or loop is None:
             raise VacancyUnavailable("vacancy client is not open")
@@ -121,7 +121,7 @@ class RemoteVacancyClient:
             if self._gathering is batch:
                 self._gathering = None
             future.cancel()
-            self._fail(batch, VacancyUnavailable("the purchase that sent this batch was cancelled"))
+            self._fail(batch, VacancyUnavailable("the purchase that sent this batch was abandoned"))
             raise
         return future.result()
 
