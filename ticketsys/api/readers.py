@@ -69,7 +69,7 @@ def read_sales(request: Request) -> tuple[list[tuple[int, float, str]], list[str
             raise _order_id_error()
         read.append(sale)
         named = item.get("request_id")
-        if isinstance(named, str) and named.isascii() and request_id.accept(named.encode()) is not None:
+        if isinstance(named, str) and request_id.accept(named.encode()) is not None:
             ids.append(named)
     return read, ids
 

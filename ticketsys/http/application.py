@@ -190,8 +190,6 @@ class App:
 
 def translate(errors: ErrorTable, exc: BaseException) -> HTTPError | None:
     """The answer ``errors`` gives ``exc`` (by its class or the nearest base), None for a bug."""
-    if isinstance(exc, HTTPError):
-        return exc
     for kind in type(exc).__mro__:
         translated = errors.get(kind)
         if translated is not None:

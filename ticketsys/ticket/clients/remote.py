@@ -153,11 +153,9 @@ class RemoteVacancyClient:
 
     def _sold(self, result: object) -> Hold:
         """One sale's answer in a batch: its hold, or the error it stands for."""
-        status = result.get("status") if isinstance(result, dict) else None
-        if type(status) is not int:
+        if not isinstance(result, dict) or type(status := result.get("status")) is not int:
             log.warning("vacancy answered a sale with no status: %r", result)
             raise VacancyUnavailable("vacancy answered a malformed sale")
-        assert isinstance(result, dict)
         if status == 201:
             return self._parsed(result, parse_hold)
         raise self._refusal(status, result, None)
